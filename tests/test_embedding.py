@@ -18,26 +18,34 @@ HEAD = " ".join(
 )
 
 
-@pytest.fixture(scope="module")
-def truncating(embedder: Embedder, tmp_path_factory) -> Embedder:
-    config = embedder.config.model_copy(update={"long_text": "truncate"})
-    other = Embedder(config, show_progress=False)
+def _with_mode(embedder: Embedder, mode: str) -> Embedder:
+    other = Embedder(embedder.config.model_copy(update={"long_text": mode}), show_progress=False)
     other._model, other._model_path = embedder.model, embedder._model_path  # share the loaded weights
     return other
 
 
-def test_windows_read_past_the_first_512_tokens(embedder: Embedder, truncating: Embedder):
-    assert embedder.count_tokens(HEAD) > 600
+@pytest.fixture(scope="module")
+def truncating(embedder: Embedder) -> Embedder:
+    return _with_mode(embedder, "truncate")
+
+
+@pytest.fixture(scope="module")
+def windowed(embedder: Embedder) -> Embedder:
+    return _with_mode(embedder, "windows")
+
+
+def test_windows_read_past_the_first_512_tokens(windowed: Embedder, truncating: Embedder):
+    assert windowed.count_tokens(HEAD) > 600
     a = HEAD + " Les deux parties ont signé un accord contre le trafic de drogue."
     b = HEAD + " Les deux équipes de football ont fait match nul au stade national."
     cut_a, cut_b = truncating.encode([a, b])
     assert float(cut_a @ cut_b) > 0.999  # the endings lie beyond what truncation reads
-    win_a, win_b = embedder.encode([a, b])
+    win_a, win_b = windowed.encode([a, b])
     assert float(win_a @ win_b) < float(cut_a @ cut_b)
 
 
-def test_vectors_are_unit_length(embedder: Embedder):
-    vectors = embedder.encode(["Hà Nội (TTXVN) – Bộ Công an Việt Nam và Lào ký kế hoạch hợp tác.", HEAD])
+def test_vectors_are_unit_length(windowed: Embedder):
+    vectors = windowed.encode(["Hà Nội (TTXVN) – Bộ Công an Việt Nam và Lào ký kế hoạch hợp tác.", HEAD])
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
 
 
@@ -50,10 +58,10 @@ def test_second_encode_comes_from_the_cache(embedder: Embedder):
     assert np.array_equal(first, second)
 
 
-def test_identity_names_what_changes_the_vectors(embedder: Embedder, truncating: Embedder):
-    assert "long_text=windows" in embedder.identity
+def test_identity_names_what_changes_the_vectors(windowed: Embedder, truncating: Embedder):
+    assert "long_text=windows" in windowed.identity
     assert "long_text=truncate" in truncating.identity
-    assert "prefix='query: '" in embedder.identity
+    assert "prefix='query: '" in truncating.identity
 
 
 def test_an_unloadable_embedder_says_what_to_do(tmp_path):
