@@ -109,7 +109,10 @@ class Embedder:
 
     # --- encoding ---------------------------------------------------------------------------------
     def count_tokens(self, document: str) -> int:
-        return len(self.model.tokenizer(self.config.prefix + document, add_special_tokens=True)["input_ids"])
+        tokenizer = self.model.tokenizer
+        # Under the lock: a tokenizer call resets the padding/truncation state that a concurrent encode() set.
+        with self._lock:
+            return len(tokenizer(self.config.prefix + document, add_special_tokens=True)["input_ids"])
 
     def _windows(self, document: str) -> tuple[list[str], list[int]]:
         """Consecutive windows of ``window_tokens`` tokens, each carrying the prefix, and their sizes."""

@@ -122,13 +122,16 @@ class Predictor:
             sector = _label_scores(h.sector.classes_, sector_p[i])
             region = _label_scores(h.region.classes_, region_p[i])
             topics = [
-                (t, float(p)) for t, p, th in zip(h.topic_labels, topic_p[i], h.topics.thresholds_, strict=True)
+                (t, round(float(p), 4))
+                for t, p, th in zip(h.topic_labels, topic_p[i], h.topics.thresholds_, strict=True)
                 if p >= th
             ]
             partners = [code for code, _ in ranked[i]]
             if sector.label == "none":
-                # Domestic news has no partner by definition: keep the answer self-consistent.
+                # Domestic news has no partner by definition: keep the answer self-consistent. The region's
+                # confidence stays the region head's own score for "none", so a disagreement shows as a warning.
                 topics, partners = [], []
+                region = LabelScores("none", region.scores.get("none", 0.0), region.scores)
             out.append(Prediction(
                 sector=sector,
                 topics=sorted(topics, key=lambda tp: -tp[1]),

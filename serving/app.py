@@ -1,0 +1,215 @@
+"""The HTTP API of the news classifier.
+
+    uvicorn serving.app:app          # the default model (settings from NEWSCLF_* variables, read at start-up)
+    python -m serving                # the same, training the default model first when there is none
+
+``create_app(settings)`` builds an app around any model (tests); nothing is loaded at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from contextlib import asynccontextmanager
+from importlib import metadata
+
+from fastapi import FastAPI, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from serving.errors import InputError, ServiceError, install_error_handlers
+from serving.middleware import BodyGuardMiddleware, ObserveMiddleware
+from serving.schemas import (
+    ArticleRequest,
+    BatchRequest,
+    BatchResponse,
+    ClassifyResponse,
+    ErrorResponse,
+    FieldProblem,
+    Health,
+    ModelInfo,
+    Readiness,
+)
+from serving.service import LoadedModel, Service, to_result
+from serving.settings import ServiceSettings, SettingsError, load_settings
+from training.predictor import ArticleInput
+
+log = logging.getLogger("serving")
+_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_ERRORS = {
+    400: {"model": ErrorResponse, "description": "Body is not valid JSON, or not UTF-8"},
+    413: {"model": ErrorResponse, "description": "Body larger than NEWSCLF_MAX_BODY_BYTES"},
+    415: {"model": ErrorResponse, "description": "Body not sent as application/json"},
+    422: {"model": ErrorResponse, "description": "A field is missing, of the wrong type, empty or over a limit"},
+    503: {"model": ErrorResponse, "description": "The model is not loaded (yet); see /readyz"},
+}
+
+
+def _version() -> str:
+    try:
+        return metadata.version("newsclf")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def configure_logging(level: str) -> None:
+    """Give the service's logger a handler when nobody configured logging (as under ``uvicorn serving.app:app``)."""
+    logger = logging.getLogger("serving")
+    logger.setLevel(level.upper())
+    if not logger.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter(_LOG_FORMAT))
+        logger.addHandler(handler)
+
+
+def _ready_model(service: Service) -> LoadedModel:
+    if service.model is None:
+        headers = {"Retry-After": "5"} if service.status in ("starting", "loading") else None
+        raise ServiceError(503, "model_not_ready", f"the model is not ready: {service.reason}", headers=headers)
+    return service.model
+
+
+def _limit_problems(article: ArticleRequest, settings: ServiceSettings, prefix: str = "") -> list[FieldProblem]:
+    problems = []
+    if len(article.text) > settings.max_text_chars:
+        problems.append(FieldProblem(
+            field=f"{prefix}text",
+            problem=f"has {len(article.text)} characters; the limit is {settings.max_text_chars} "
+                    "(NEWSCLF_MAX_TEXT_CHARS): send the article without appended material, or its beginning",
+        ))
+    if article.title is not None and len(article.title) > settings.max_title_chars:
+        problems.append(FieldProblem(
+            field=f"{prefix}title",
+            problem=f"has {len(article.title)} characters; the limit is {settings.max_title_chars} "
+                    "(NEWSCLF_MAX_TITLE_CHARS): send the headline only",
+        ))
+    return problems
+
+
+def _batch_problems(body: BatchRequest, settings: ServiceSettings) -> list[FieldProblem]:
+    problems = []
+    if len(body.articles) > settings.max_batch_items:
+        problems.append(FieldProblem(
+            field="articles",
+            problem=f"has {len(body.articles)} articles; the limit is {settings.max_batch_items} per request "
+                    "(NEWSCLF_MAX_BATCH_ITEMS): split the batch",
+        ))
+    first: dict[str, int] = {}
+    for i, article in enumerate(body.articles):
+        if article.id in first:
+            problems.append(FieldProblem(
+                field=f"articles[{i}].id",
+                problem=f"repeats the id of articles[{first[article.id]}]: ids must be unique within a batch",
+            ))
+        first.setdefault(article.id, i)
+        problems += _limit_problems(article, settings, f"articles[{i}].")
+    return problems
+
+
+def _log_labels(results: list[dict]) -> str:
+    """What the access log says about the labels (never the text)."""
+    if len(results) == 1:
+        r = results[0]
+        topics = ",".join(t["label"] for t in r["topics"]) or "-"
+        partners = ",".join(p["code"] for p in r["partners"]) or "-"
+        return (f"sector={r['sector']['label']}:{r['sector']['confidence']:.2f} "
+                f"region={r['region']['label']}:{r['region']['confidence']:.2f} topics={topics} "
+                f"partners={partners} language={r['language']} warnings={len(r['warnings'])}")
+    sectors = Counter(r["sector"]["label"] for r in results)
+    warned = sum(1 for r in results if r["warnings"])
+    return (f"articles={len(results)} sectors=" + ",".join(f"{k}:{v}" for k, v in sectors.most_common())
+            + f" warned={warned}")
+
+
+def create_app(settings: ServiceSettings | None = None) -> FastAPI:
+    """The API around the model ``settings`` name; ``None`` reads NEWSCLF_* variables when the app starts."""
+    service = Service(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        try:
+            resolved = service.settings or load_settings()
+        except SettingsError as exc:
+            configure_logging("info")
+            log.critical("%s", exc)
+            raise SettingsError(str(exc)) from None
+        configure_logging(resolved.log_level)
+        service.start(resolved)
+        yield
+
+    app = FastAPI(
+        title="newsclf",
+        version=_version(),
+        summary="Sector, security topics, region and partner countries of Vietnam's international-cooperation "
+                "news (French, English, Vietnamese).",
+        description="Errors share one shape: `{\"error\": {\"code\", \"message\", \"fields\": [{\"field\", "
+                    "\"problem\"}], \"request_id\"}}`. Every response carries an `X-Request-ID` header (the one "
+                    "sent, or a new one).",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    install_error_handlers(app)
+    # Added last = outermost: the observer sees (and ids, logs, counts) what the body guard refuses.
+    app.add_middleware(BodyGuardMiddleware, max_body_bytes=lambda: service.max_body_bytes)
+    app.add_middleware(ObserveMiddleware, metrics=lambda: service.metrics, routes=lambda: app.router.routes)
+
+    @app.get("/healthz", response_model=Health, tags=["service"], summary="The process is alive (always 200)")
+    async def healthz() -> Health:
+        return Health()
+
+    @app.get("/readyz", response_model=Readiness, tags=["service"],
+             responses={503: {"model": Readiness, "description": "Model loading, missing or refused"}},
+             summary="200 once the model is loaded; 503 with the reason until then")
+    async def readyz(response: Response) -> Readiness:
+        if service.model is None:
+            response.status_code = 503
+            return Readiness(status=service.status, reason=service.reason)
+        return Readiness(status="ready", model=service.model.ref)
+
+    @app.get("/v1/model", response_model=ModelInfo, tags=["model"], responses={503: _ERRORS[503]},
+             summary="The model being served: version, MLflow run, embedder, label sets, evaluation scores")
+    async def model_info() -> ModelInfo:
+        _ready_model(service)
+        return service.info()
+
+    @app.get("/metrics", tags=["service"], response_class=Response,
+             responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+             summary="Prometheus metrics")
+    async def metrics() -> Response:
+        return Response(service.metrics.render(), media_type=service.metrics.content_type)
+
+    @app.post("/v1/classify", response_model=ClassifyResponse, tags=["classify"], responses=_ERRORS,
+              summary="Classify one article")
+    async def classify(body: ArticleRequest, request: Request) -> dict:
+        # A request that breaks a limit is wrong whatever the model's state: 422 before 503.
+        problems = _limit_problems(body, service.settings) if service.settings else []
+        if problems:
+            raise InputError(problems)
+        model = _ready_model(service)
+        # Embedding is CPU-bound: in a worker thread, the event loop keeps answering (health checks included).
+        prediction = (await run_in_threadpool(service.predict, model, [ArticleInput(body.text, body.title)]))[0]
+        result = to_result(prediction, model.ref)
+        service.metrics.observe_result("classify", result)
+        request.state.labels = _log_labels([result])
+        return result
+
+    @app.post("/v1/classify/batch", response_model=BatchResponse, tags=["classify"], responses=_ERRORS,
+              summary="Classify several articles; results in the order sent")
+    async def classify_batch(body: BatchRequest, request: Request) -> dict:
+        problems = _batch_problems(body, service.settings) if service.settings else []
+        if problems:
+            raise InputError(problems)
+        model = _ready_model(service)
+        inputs = [ArticleInput(a.text, a.title) for a in body.articles]
+        predictions = await run_in_threadpool(service.predict, model, inputs)
+        results = []
+        for article, prediction in zip(body.articles, predictions, strict=True):
+            result = to_result(prediction, model.ref)
+            service.metrics.observe_result("batch", result)
+            results.append({"id": article.id, **result})
+        request.state.labels = _log_labels(results)
+        return {"results": results}
+
+    return app
+
+
+app = create_app()

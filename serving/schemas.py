@@ -1,0 +1,234 @@
+"""Request and response bodies of the HTTP API (the contract; the OpenAPI schema at /docs is built from them).
+
+Field names are the project's names for each idea: ``sector``, ``topics``, ``region``, ``partners``.
+Limits that depend on settings (text length, batch size) are checked in ``serving.app``, so they can follow
+the settings of the running service; everything static is checked here.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MAX_ID_CHARS = 200
+
+EXAMPLE_TITLE = "Vietnam-Cambodge : les polices unissent leurs forces contre l'escroquerie en ligne et la traite"
+EXAMPLE_TEXT = (
+    "Phnom Penh, 12 juin (VNA) – Le ministre vietnamien de la Sécurité publique, le général Luong Tam Quang, "
+    "et le vice-Premier ministre et ministre cambodgien de l'Intérieur, Sar Sokha, ont signé mercredi à "
+    "Phnom Penh un plan de coopération pour la période 2025-2027 contre l'escroquerie en ligne, la traite des "
+    "êtres humains et le trafic de stupéfiants le long de la frontière commune.\n\n"
+    "Selon ce document, les deux ministères ouvriront une ligne d'échange d'informations en temps réel entre "
+    "leurs services d'enquête, organiseront des patrouilles conjointes dans les provinces frontalières et "
+    "coordonneront le rapatriement des victimes de réseaux de fraude opérant depuis des casinos et des "
+    "complexes fermés.\n\n"
+    "Le général Luong Tam Quang a salué une coopération « efficace et concrète », qui a permis l'an dernier "
+    "le rapatriement de plus de 2.000 ressortissants vietnamiens. La partie cambodgienne s'est engagée à "
+    "multiplier les opérations contre les centres d'escroquerie et à remettre à la justice vietnamienne les "
+    "suspects recherchés. – VNA"
+)
+EXAMPLE_DOMESTIC_TITLE = "Hô Chi Minh-Ville : la deuxième ligne de métro entre en chantier"
+EXAMPLE_DOMESTIC_TEXT = (
+    "Hô Chi Minh-Ville, 3 mars (VNA) – Les autorités de Hô Chi Minh-Ville ont lancé lundi les travaux de la "
+    "ligne de métro n°2 Ben Thanh – Tham Luong, longue de 11 km, dont la mise en service est prévue pour 2030. "
+    "Le président du Comité populaire municipal a demandé aux entreprises de respecter les délais et de limiter "
+    "la gêne pour les riverains pendant le chantier. – VNA"
+)
+
+
+def _utf8(value: str) -> str:
+    # JSON can carry lone surrogates ("\ud800") that no UTF-8 encoder accepts; refuse them here rather than
+    # fail while hashing the text for the embedding cache.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"contains an unpaired surrogate ({value[exc.start]!r} at position {exc.start}): "
+                         "send valid Unicode text") from None
+    return value
+
+
+class _Request(BaseModel):
+    # A misspelt field ("tittle") is an error, not a silently ignored key.
+    model_config = ConfigDict(extra="forbid")
+
+
+class ArticleRequest(_Request):
+    """One article to classify: its body text and, when known, its title."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"title": EXAMPLE_TITLE, "text": EXAMPLE_TEXT}]})
+
+    text: str = Field(description="Body of the article, as published (teasers and photo captions may stay)")
+    title: str | None = Field(None, description="Headline, if known")
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty or whitespace only: send the article's body text")
+        return _utf8(value)
+
+    @field_validator("title")
+    @classmethod
+    def _title_utf8(cls, value: str | None) -> str | None:
+        return value if value is None else _utf8(value)
+
+
+class BatchArticle(ArticleRequest):
+    """An article of a batch, with the caller's id for it (echoed in the result)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"id": "a1", "title": EXAMPLE_TITLE,
+                                                               "text": EXAMPLE_TEXT}]})
+
+    id: str = Field(description="The caller's id of the article, unique within the batch", max_length=MAX_ID_CHARS)
+
+    @field_validator("id")
+    @classmethod
+    def _id_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must be a non-empty string that identifies the article within the batch")
+        return _utf8(value)
+
+
+class BatchRequest(_Request):
+    """Several articles at once; results come back in the same order."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"articles": [
+        {"id": "a1", "title": EXAMPLE_TITLE, "text": EXAMPLE_TEXT},
+        {"id": "a2", "title": None, "text": EXAMPLE_DOMESTIC_TEXT},
+    ]}]})
+
+    articles: list[BatchArticle] = Field(min_length=1, description="The articles, each with a unique id")
+
+
+# --- responses ----------------------------------------------------------------------------------------------------
+class LabelScores(BaseModel):
+    label: str = Field(description="The most probable label")
+    confidence: float = Field(description="Its probability")
+    scores: dict[str, float] = Field(description="Probability of every label")
+
+
+class TopicScore(BaseModel):
+    label: str
+    confidence: float
+
+
+class Partner(BaseModel):
+    code: str = Field(description="ISO 3166-1 alpha-2 code")
+    name: str = Field(description="English name (pycountry)")
+    region: str | None = Field(description="Region of the country in the taxonomy; null when it has none")
+
+
+class ModelRef(BaseModel):
+    name: str = Field(description="Registered model name (or the model folder's name when not registered)")
+    version: str = Field(description="Registry version, or the model folder's name when not registered")
+    run_id: str | None = Field(description="MLflow run that trained the model")
+
+
+class Classification(BaseModel):
+    sector: LabelScores = Field(description="Sector of the cooperation, `none` for domestic news")
+    topics: list[TopicScore] = Field(description="Security topics past their thresholds, best first")
+    topic_scores: dict[str, float] = Field(description="Probability of every topic")
+    region: LabelScores = Field(description="Region of the main foreign partner")
+    partners: list[Partner] = Field(description="Partner countries, most prominent first")
+    language: str = Field(description="Detected language (fr, en, vi, or another ISO 639-1 code)")
+    model: ModelRef
+    warnings: list[str] = Field(description="Reasons to doubt the labels (low confidence, truncated text, ...)")
+
+
+# A real answer of the service (model newsclf v6) to the example article above.
+_EXAMPLE_RESULT = {
+    "sector": {"label": "security", "confidence": 0.6039, "scores": {
+        "culture_society": 0.0399, "defense": 0.0346, "diplomacy": 0.0923, "economy": 0.0396, "none": 0.1237,
+        "science_technology": 0.066, "security": 0.6039}},
+    "topics": [{"label": "information_sharing", "confidence": 0.8347}, {"label": "fugitives", "confidence": 0.6863},
+               {"label": "human_trafficking", "confidence": 0.6684}, {"label": "fraud_gambling", "confidence": 0.6599},
+               {"label": "cybercrime", "confidence": 0.6488}, {"label": "drugs", "confidence": 0.5576}],
+    "topic_scores": {"terrorism": 0.4017, "cybercrime": 0.6488, "drugs": 0.5576, "human_trafficking": 0.6684,
+                     "illegal_migration": 0.5381, "fraud_gambling": 0.6599, "fugitives": 0.6863,
+                     "capacity_building": 0.4222, "information_sharing": 0.8347, "protection": 0.464},
+    "region": {"label": "southeast_asia", "confidence": 0.4086, "scores": {
+        "africa": 0.0592, "americas": 0.0475, "east_asia": 0.0671, "europe": 0.0651, "middle_east": 0.066,
+        "multilateral": 0.1294, "none": 0.0617, "oceania": 0.0259, "south_asia": 0.0697, "southeast_asia": 0.4086}},
+    "partners": [{"code": "KH", "name": "Cambodia", "region": "southeast_asia"}],
+    "language": "fr",
+    "model": {"name": "newsclf", "version": "6", "run_id": "64d31e9bce6c4f139b01230cabf66094"},
+    "warnings": ["low confidence: region southeast_asia at 0.41"],
+}
+
+
+class ClassifyResponse(Classification):
+    model_config = ConfigDict(json_schema_extra={"examples": [_EXAMPLE_RESULT]})
+
+
+class _Identified(BaseModel):
+    id: str = Field(description="The id sent with the article")
+
+
+class BatchItemResult(Classification, _Identified):
+    pass
+
+
+class BatchResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"results": [{"id": "a1", **_EXAMPLE_RESULT}]}]})
+
+    results: list[BatchItemResult] = Field(description="One result per article, in the order sent")
+
+
+# --- service state ------------------------------------------------------------------------------------------------
+class Health(BaseModel):
+    status: Literal["alive"] = "alive"
+
+
+class Readiness(BaseModel):
+    status: Literal["starting", "loading", "ready", "failed"]
+    reason: str | None = Field(None, description="Why the service is not ready")
+    model: ModelRef | None = None
+
+
+class EmbedderInfo(BaseModel):
+    identity: str = Field(description="Weights, prefix and long-text handling the model was trained with")
+    config: dict
+
+
+class LabelSets(BaseModel):
+    sector: list[str]
+    topics: list[str]
+    region: list[str]
+
+
+class ModelInfo(ModelRef):
+    source: str = Field(description="Where the model was loaded from: a folder or an MLflow model URI")
+    created_at: str | None = None
+    embedder: EmbedderInfo
+    labels: LabelSets
+    topic_thresholds: dict[str, float]
+    metrics: dict[str, float] = Field(description="Evaluation scores recorded at training (cv.*: cross-validation "
+                                      "on the written corpus; seed.*: real seed-derived items)")
+    dataset_hash: str | None = None
+    registry: dict | None = Field(None, description="Registry outcome recorded at training")
+
+
+# --- errors -------------------------------------------------------------------------------------------------------
+class FieldProblem(BaseModel):
+    field: str = Field(description="Path of the field in the request body, e.g. articles[2].text")
+    problem: str = Field(description="What is wrong and what to send instead")
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="Stable machine-readable code, e.g. invalid_input, body_too_large")
+    message: str = Field(description="What went wrong, naming the fields, in one sentence")
+    fields: list[FieldProblem] = Field(default_factory=list)
+    request_id: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"error": {
+        "code": "invalid_input",
+        "message": "invalid request: articles[2].text must not be empty or whitespace only: send the article's "
+                   "body text",
+        "fields": [{"field": "articles[2].text",
+                    "problem": "must not be empty or whitespace only: send the article's body text"}],
+        "request_id": "5f0c6a1e9b7d4c2a8e3f1b6d0a9c7e42"}}]})
+
+    error: ErrorBody
