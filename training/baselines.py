@@ -1,0 +1,419 @@
+"""Baselines, scored exactly like the pipeline, each an MLflow run tagged ``kind=baseline``.
+
+    python -m training.baselines [--only tfidf,zeroshot,setfit] [--config configs/train.yaml]
+
+Same corpus, same folds (``grouped_folds`` with the config's ``cv.folds`` and ``cv.seed``), same real-text
+check (fit on the written corpus, score the seed-derived items), same cleaning (``prepare_document``), same
+metric names (``training.evaluation.score``, logged as ``cv.<head>.<metric>`` and ``seed.<head>.<metric>``)
+in the same experiment as ``python -m training.train``:
+
+- ``tfidf``: word (1-2) and character (2-5, within words) TF-IDF n-grams, fitted on each training fold only,
+  under the pipeline's own heads (``fit_heads``: logistic regression for sector; one per topic with its
+  threshold tuned by inner CV; region; partners from the gazetteer with the share chosen on the training
+  fold). Only the features differ from the pipeline.
+- ``zeroshot``: no training. Cosine between the article embedding (the pipeline's embedder, prefix and
+  long-text handling, from the embedding cache) and each label's prototype: the mean of the embeddings of its
+  English, French and Vietnamese definitions in ``datasets/taxonomy.yaml``, embedded with the prefix
+  ``"query: "`` (e5's advice for symmetric similarity; the articles carry the same prefix). Sector and region:
+  the most similar label. Topics: those whose similarity exceeds the article's mean topic similarity by at
+  least ``--topic-margin`` (0.02: set from the spread of those similarities, about the 90th percentile of the
+  deviations on 40 written articles, never from a score). Partners: the gazetteer at its default share (0.3).
+  The prediction is assembled by the pipeline's code (the rules for domestic news included).
+- ``setfit``: SetFit-style contrastive fine-tuning of the embedder. Not run: one epoch of sentence pairs is
+  timed on a sample and extrapolated to the full protocol; the run records the figures and
+  ``status=not_feasible`` when one fine-tuning exceeds the budget (30 minutes on this machine).
+- ``pipeline``: the normal training (``training.train.train``), in a run tagged ``kind=pipeline``; it
+  registers its model like ``python -m training.train`` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.pipeline import FeatureUnion
+
+from training.config import ConfigError, TrainConfig, load_config
+from training.corpus import LANGS, Article, corpus_files, dataset_hash, load_corpus
+from training.embedding import Embedder, EmbedderUnavailable, resolve_model_path
+from training.evaluation import Evaluation, format_table, grouped_folds, score, write_reports
+from training.predictor import Heads, LabelScores, Prediction, Predictor, fit_heads
+from training.taxonomy import taxonomy
+from training.validate_corpus import CorpusInvalid
+
+log = logging.getLogger("training.baselines")
+
+DEFAULT_ONLY = ("tfidf", "zeroshot", "setfit")
+CHOICES = (*DEFAULT_ONLY, "pipeline")
+TFIDF_C = 10.0  # TF-IDF features are sparse and many: less regularisation than the embedding heads' 4.0
+LABEL_PREFIX = "query: "
+TOPIC_MARGIN = 0.02
+ZEROSHOT_MIN_SHARE = 0.3  # rank_partners' default: zero-shot learns nothing, not even this share
+SETFIT_BUDGET_MINUTES = 30.0
+SETFIT_ITERATIONS = 20  # SetFit's default num_iterations: 2 pairs (one positive, one negative) per article each
+
+
+class Baseline(Protocol):
+    def fit(self, articles: Sequence[Article]) -> Baseline: ...
+
+    def predict(self, articles: Sequence[Article]) -> list[Prediction]: ...
+
+
+# --- the shared protocol ----------------------------------------------------------------------------------
+@dataclass
+class Split:
+    written: list[Article]
+    seeds: list[Article]
+    data_hash: str
+
+
+def load_split(config: TrainConfig) -> Split:
+    articles = load_corpus(config.datasets)
+    return Split(
+        written=[a for a in articles if a.source == "written"],
+        seeds=[a for a in articles if a.source != "written"],
+        data_hash=dataset_hash(corpus_files(config.datasets)),
+    )
+
+
+def evaluate(make: Callable[[], Baseline], split: Split, config: TrainConfig) -> tuple[Evaluation, Evaluation]:
+    """Cross-validation on the pipeline's folds, then the real-text check, as ``training.evaluation`` does."""
+    written = split.written
+    predictions: list[Prediction | None] = [None] * len(written)
+    for train, test in grouped_folds(written, config.cv.folds, config.cv.seed):
+        model = make().fit([written[i] for i in train])
+        for i, prediction in zip(test, model.predict([written[i] for i in test]), strict=True):
+            predictions[i] = prediction
+    cv = Evaluation("cv", written, predictions)  # type: ignore[arg-type]
+    cv.metrics = score(written, cv.predictions)
+    seed_predictions = make().fit(written).predict(split.seeds)
+    seed = Evaluation("seed", split.seeds, seed_predictions, score(split.seeds, seed_predictions))
+    return cv, seed
+
+
+class _FeaturePredictor(Predictor):
+    """The pipeline's own assembly of a prediction (thresholds, region mixing, partners, the rules for domestic
+    news) on features or heads other than the pipeline's, so that a baseline differs from it in nothing else."""
+
+    def _warnings(self, document: str, sector: LabelScores, region: LabelScores) -> list[str]:
+        return []  # the pipeline's warnings are about its embedder's input limits
+
+
+def _documents(articles: Sequence[Article], clean: bool) -> list[str]:
+    return Predictor(None, None, clean=clean).documents(articles)  # type: ignore[arg-type]
+
+
+# --- (a) TF-IDF + logistic regression -----------------------------------------------------------------------
+def tfidf_features() -> FeatureUnion:
+    return FeatureUnion([
+        ("word", TfidfVectorizer(analyzer="word", ngram_range=(1, 2), min_df=2, sublinear_tf=True)),
+        ("char", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True,
+                                 max_features=200_000)),
+    ])
+
+
+class TfidfBaseline:
+    def __init__(self, config: TrainConfig, C: float = TFIDF_C) -> None:
+        self.config = config
+        self.C = C
+
+    def fit(self, articles: Sequence[Article]) -> TfidfBaseline:
+        update = {head: getattr(self.config, head).model_copy(update={"C": self.C})
+                  for head in ("sector", "topics", "region")}
+        heads_config = self.config.model_copy(update=update)
+        documents = _documents(articles, self.config.clean)
+        self.vectorizer_ = tfidf_features()
+        X = self.vectorizer_.fit_transform(documents)
+        self.predictor_ = _FeaturePredictor(None, fit_heads(X, articles, documents, heads_config),  # type: ignore[arg-type]
+                                            clean=self.config.clean)
+        return self
+
+    def predict(self, articles: Sequence[Article]) -> list[Prediction]:
+        documents = _documents(articles, self.config.clean)
+        X = self.vectorizer_.transform(documents)
+        if any(isinstance(m, float) for m in self.predictor_.heads.topics.models_):
+            X = X.toarray()  # a topic absent from the training fold: TopicsHead then needs len(X)
+        return self.predictor_._predict_documents(documents, X)
+
+
+# --- (b) zero-shot by label definitions ---------------------------------------------------------------------
+def label_prototypes(embedder: Embedder, prefix: str = LABEL_PREFIX) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
+    """head -> (labels, unit prototype per label): the mean of its definitions' embeddings in en, fr, vi."""
+    tax = taxonomy()
+    out = {}
+    for head, labels in (("sector", tax.sectors), ("topics", tax.topics), ("region", tax.regions)):
+        texts = [prefix + tax.definitions[head][label][lang] for label in labels for lang in LANGS]
+        vectors = embedder.model.encode(texts, normalize_embeddings=True, convert_to_numpy=True,
+                                        show_progress_bar=False)
+        mean = vectors.reshape(len(labels), len(LANGS), -1).mean(axis=1)
+        out[head] = (tuple(labels), mean / np.linalg.norm(mean, axis=1, keepdims=True))
+    return out
+
+
+class _SimilarityHead:
+    """Cosine to each label's prototype, in the shape of a fitted head (``classes_``, ``predict_proba``)."""
+
+    def __init__(self, labels: Sequence[str], prototypes: np.ndarray) -> None:
+        self.classes_ = np.array(labels)
+        self.prototypes = prototypes
+
+    def predict_proba(self, X: np.ndarray, gazetteer_regions: Sequence[str | None] | None = None) -> np.ndarray:
+        return X @ self.prototypes.T
+
+
+class _TopicMarginHead:
+    """Each topic's similarity minus the article's mean topic similarity; the threshold is the margin."""
+
+    def __init__(self, prototypes: np.ndarray, margin: float) -> None:
+        self.prototypes = prototypes
+        self.thresholds_ = np.full(len(prototypes), margin)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        sims = X @ self.prototypes.T
+        return sims - sims.mean(axis=1, keepdims=True)
+
+
+class ZeroShotBaseline:
+    """Label definitions as the only knowledge; predictions assembled by the pipeline's own code."""
+
+    def __init__(self, embedder: Embedder, prototypes: dict, *, clean: bool = True,
+                 topic_margin: float = TOPIC_MARGIN) -> None:
+        self.embedder = embedder
+        self.prototypes = prototypes
+        self.clean = clean
+        self.topic_margin = topic_margin
+
+    def fit(self, articles: Sequence[Article]) -> ZeroShotBaseline:
+        # Nothing is learnt from the labelled articles: the "heads" are the label prototypes.
+        (sectors, s), (topics, t), (regions, r) = (self.prototypes[h] for h in ("sector", "topics", "region"))
+        heads = Heads(
+            sector=_SimilarityHead(sectors, s),  # type: ignore[arg-type]
+            topics=_TopicMarginHead(t, self.topic_margin),  # type: ignore[arg-type]
+            region=_SimilarityHead(regions, r),  # type: ignore[arg-type]
+            partner_min_share=ZEROSHOT_MIN_SHARE, topic_labels=topics,
+        )
+        self.predictor_ = _FeaturePredictor(self.embedder, heads, clean=self.clean)
+        return self
+
+    def predict(self, articles: Sequence[Article]) -> list[Prediction]:
+        documents = self.predictor_.documents(articles)
+        return self.predictor_._predict_documents(documents, self.embedder.encode(documents))
+
+
+# --- (d) SetFit-style contrastive fine-tuning: is it affordable here? ----------------------------------------
+def setfit_pairs(articles: Sequence[Article], documents: Sequence[str], n_anchors: int, seed: int,
+                 prefix: str) -> list:
+    """SetFit's pair generation on the sector labels: per anchor one positive and one negative pair."""
+    from sentence_transformers import InputExample
+
+    rng = np.random.default_rng(seed)
+    sectors = np.array([a.sector for a in articles])
+    pairs = []
+    for i in rng.choice(len(articles), size=n_anchors, replace=False):
+        same = np.flatnonzero((sectors == sectors[i]) & (np.arange(len(articles)) != i))
+        other = np.flatnonzero(sectors != sectors[i])
+        for j, label in ((rng.choice(same), 1.0), (rng.choice(other), 0.0)):
+            pairs.append(InputExample(texts=[prefix + documents[i], prefix + documents[j]], label=label))
+    return pairs
+
+
+def time_setfit(config: TrainConfig, split: Split, *, sample_pairs: int = 32, batch_size: int = 8) -> dict:
+    """Seconds per contrastive pair on this machine, and what a SetFit fine-tuning would take."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.losses import CosineSimilarityLoss
+    from sentence_transformers.util import is_training_available
+    from torch.utils.data import DataLoader
+
+    documents = _documents(split.written, config.clean)
+    pairs = setfit_pairs(split.written, documents, (sample_pairs + batch_size) // 2, config.cv.seed,
+                         config.embedder.prefix)
+    # A fresh copy of the embedder: fine-tuning changes its weights.
+    model = SentenceTransformer(resolve_model_path(config.embedder), device="cpu")
+    loss = CosineSimilarityLoss(model)
+    # fit() runs on the Trainer, which needs the `datasets` and `accelerate` packages; the project does not
+    # install them, and old_fit (the pre-v3 loop) costs the same forward and backward passes.
+    trainer = "fit" if is_training_available() else "old_fit"
+
+    def one_epoch(examples: list) -> float:
+        loader = DataLoader(examples, batch_size=batch_size, shuffle=True)
+        started = time.perf_counter()
+        getattr(model, trainer)(train_objectives=[(loader, loss)], epochs=1, warmup_steps=0,
+                                show_progress_bar=False)
+        return time.perf_counter() - started
+
+    one_epoch(pairs[:batch_size])  # warm-up step: allocations and thread pools, not counted
+    timed = pairs[batch_size:]
+    seconds = one_epoch(timed)
+    per_pair = seconds / len(timed)
+    # Re-embedding is part of every fold too: the fine-tuned encoder changes every article's vector.
+    started = time.perf_counter()
+    model.encode([config.embedder.prefix + d for d in documents[:32]], batch_size=config.embedder.batch_size)
+    per_article = (time.perf_counter() - started) / 32
+    n_written, folds = len(split.written), config.cv.folds
+    pairs_full = 2 * SETFIT_ITERATIONS * n_written
+    pairs_fold = 2 * SETFIT_ITERATIONS * n_written * (folds - 1) / folds
+    n_all = n_written + len(split.seeds)
+    one_training = pairs_full * per_pair / 60
+    protocol = (folds * pairs_fold * per_pair + pairs_full * per_pair + (folds + 1) * n_all * per_article) / 60
+    return {
+        "trainer": trainer, "loss": "CosineSimilarityLoss", "timed_pairs": len(timed), "batch_size": batch_size,
+        "max_seq_length": int(model.max_seq_length), "torch_threads": torch.get_num_threads(),
+        "measured_seconds": seconds, "seconds_per_pair": per_pair, "embed_seconds_per_article": per_article,
+        "iterations": SETFIT_ITERATIONS, "pairs_one_training": pairs_full,
+        "minutes_one_training": one_training, "minutes_cv_protocol": protocol,
+        "minutes_one_training_1_iteration": one_training / SETFIT_ITERATIONS,
+        "budget_minutes": SETFIT_BUDGET_MINUTES, "feasible": one_training <= SETFIT_BUDGET_MINUTES,
+    }
+
+
+# --- MLflow -------------------------------------------------------------------------------------------------
+def log_run(config: TrainConfig, name: str, *, split: Split, params: dict, tags: dict,
+            evaluations: Sequence[Evaluation] = (), metrics: dict | None = None) -> str:
+    import mlflow
+
+    from training.tracking import git_commit
+
+    mlflow.set_tracking_uri(config.tracking.resolved_uri())
+    mlflow.set_experiment(config.tracking.experiment)
+    with mlflow.start_run(run_name=f"baseline-{name}") as run, tempfile.TemporaryDirectory() as tmp:
+        mlflow.set_tags({"kind": "baseline", "baseline": name, "dataset_hash": split.data_hash} | tags)
+        mlflow.log_params({
+            "baseline": name, "git_commit": git_commit(), "dataset_hash": split.data_hash,
+            "clean": config.clean, "cv.folds": config.cv.folds, "cv.seed": config.cv.seed,
+            "n_written": len(split.written), "n_seed_items": len(split.seeds),
+        } | params)
+        logged = dict(metrics or {})
+        for evaluation in evaluations:
+            logged |= {f"{evaluation.name}.{k}": v for k, v in evaluation.metrics.items()}
+            for path in write_reports(evaluation, Path(tmp) / "reports"):
+                mlflow.log_artifact(str(path), artifact_path="reports")
+        mlflow.log_metrics(logged)
+        return run.info.run_id
+
+
+def run_tfidf(config: TrainConfig, split: Split, C: float) -> tuple[str, list[Evaluation]]:
+    started = time.perf_counter()
+    cv, seed = evaluate(lambda: TfidfBaseline(config, C), split, config)
+    run_id = log_run(config, "tfidf", split=split, evaluations=[cv, seed],
+                     params={"features": "tfidf word 1-2 + char_wb 2-5 (min_df 2, sublinear tf)",
+                             "heads": "training.predictor.fit_heads", "C": C,
+                             "class_weight": config.sector.class_weight},
+                     tags={}, metrics={"timing.total_seconds": time.perf_counter() - started})
+    return run_id, [cv, seed]
+
+
+def run_zeroshot(config: TrainConfig, split: Split, prefix: str, margin: float) -> tuple[str, list[Evaluation]]:
+    started = time.perf_counter()
+    embedder = Embedder(config.embedder)
+    prototypes = label_prototypes(embedder, prefix)
+    cv, seed = evaluate(lambda: ZeroShotBaseline(embedder, prototypes, clean=config.clean, topic_margin=margin),
+                        split, config)
+    run_id = log_run(config, "zeroshot", split=split, evaluations=[cv, seed], params={
+        "embedder_identity": embedder.identity, "label_prefix": prefix, "article_prefix": config.embedder.prefix,
+        "label_text": "mean of en+fr+vi definition embeddings", "topic_margin": margin,
+        "topic_rule": "similarity - mean topic similarity >= topic_margin",
+        "partner_min_share": ZEROSHOT_MIN_SHARE,
+    }, tags={}, metrics={"timing.total_seconds": time.perf_counter() - started})
+    return run_id, [cv, seed]
+
+
+def run_setfit(config: TrainConfig, split: Split, sample_pairs: int) -> tuple[str, dict]:
+    figures = time_setfit(config, split, sample_pairs=sample_pairs)
+    status = "feasible_not_run" if figures["feasible"] else "not_feasible"
+    params = {k: v for k, v in figures.items() if not isinstance(v, float)}  # the settings of the measurement
+    metrics = {f"timing.setfit.{k}": v for k, v in figures.items() if isinstance(v, float)}
+    run_id = log_run(config, "setfit", split=split, params=params, metrics=metrics,
+                     tags={"status": status, "setfit.estimate": json.dumps(_rounded(figures))})
+    return run_id, figures | {"status": status}
+
+
+def _rounded(d: dict) -> dict:
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in d.items()}
+
+
+def run_pipeline(config: TrainConfig) -> tuple[str, list[Evaluation]]:
+    from training.sweep import train_in_run
+
+    result = train_in_run(config, {"kind": "pipeline"})
+    return result.run_id, [result.cv, result.seed]  # type: ignore[return-value]
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Score baselines on the pipeline's folds and log them to MLflow.")
+    parser.add_argument("--only", default=",".join(DEFAULT_ONLY),
+                        help=f"comma-separated, among {', '.join(CHOICES)} (default: {','.join(DEFAULT_ONLY)})")
+    parser.add_argument("--config", type=Path, help="YAML file of settings (see configs/train.yaml)")
+    parser.add_argument("--experiment", help="MLflow experiment (default: the config's, 'newsclf')")
+    parser.add_argument("--tfidf-C", type=float, default=TFIDF_C, dest="tfidf_C")
+    parser.add_argument("--label-prefix", default=LABEL_PREFIX, choices=["query: ", "passage: "],
+                        help="prefix of the label definitions in the zero-shot baseline")
+    parser.add_argument("--topic-margin", type=float, default=TOPIC_MARGIN)
+    parser.add_argument("--setfit-pairs", type=int, default=32, help="contrastive pairs to time (after a warm-up)")
+    args = parser.parse_args(argv)
+    args.only = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = sorted(set(args.only) - set(CHOICES))
+    if unknown or not args.only:
+        parser.error(f"--only takes names among {', '.join(CHOICES)}; got {', '.join(unknown) or 'nothing'}")
+    if args.tfidf_C <= 0 or args.setfit_pairs < 2 or not math.isfinite(args.topic_margin):
+        parser.error("--tfidf-C must be > 0, --setfit-pairs >= 2, --topic-margin a number")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = _parse(argv)
+    overrides = {"tracking": {"experiment": args.experiment}} if args.experiment else {}
+    try:
+        config = load_config(args.config, overrides)
+        split = load_split(config)
+    except (ConfigError, CorpusInvalid) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    where = f"{config.tracking.resolved_uri()}, experiment {config.tracking.experiment}"
+    try:
+        for name in args.only:
+            print(f"\n== {name} ==", flush=True)
+            if name == "tfidf":
+                run_id, evaluations = run_tfidf(config, split, args.tfidf_C)
+            elif name == "zeroshot":
+                run_id, evaluations = run_zeroshot(config, split, args.label_prefix, args.topic_margin)
+            elif name == "pipeline":
+                run_id, evaluations = run_pipeline(config)
+            else:
+                run_id, figures = run_setfit(config, split, args.setfit_pairs)
+                print(f"trainer: sentence-transformers {figures['trainer']}, {figures['loss']}, "
+                      f"batch {figures['batch_size']}, max_seq_length {figures['max_seq_length']}, "
+                      f"{figures['torch_threads']} threads")
+                print(f"measured: {figures['timed_pairs']} pairs in {figures['measured_seconds']:.1f} s "
+                      f"= {figures['seconds_per_pair']:.2f} s per pair")
+                print(f"one fine-tuning on the {len(split.written)} written articles "
+                      f"({figures['pairs_one_training']} pairs, {SETFIT_ITERATIONS} iterations): "
+                      f"~{figures['minutes_one_training']:.0f} min "
+                      f"(~{figures['minutes_one_training_1_iteration']:.0f} min with a single iteration); "
+                      f"the {config.cv.folds}-fold protocol with the seed check: "
+                      f"~{figures['minutes_cv_protocol']:.0f} min; budget {SETFIT_BUDGET_MINUTES:.0f} min "
+                      f"-> {figures['status']}")
+                print(f"MLflow run: {run_id} ({where})")
+                continue
+            print(format_table(evaluations))
+            print(f"MLflow run: {run_id} ({where})")
+    except EmbedderUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
