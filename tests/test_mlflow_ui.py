@@ -120,7 +120,6 @@ def test_runs_page_shows_runs_and_macro_f1(ui_url: str, tracking_uri: str, train
     experiment_id = trained.info.experiment_id
     view = {
         "selectedColumns": ["attributes.`Source`", "attributes.`Models`", *(f"metrics.`{m}`" for m in COLUMNS)],
-        "columnWidths": {f"metrics.`{m}`": 190 for m in COLUMNS},
         "orderByKey": "metrics.`cv.sector.macro_f1`", "orderByAsc": False,
     }
     client.set_experiment_tag(experiment_id, f"mlflow.sharedViewState.{SHARE_KEY}", json.dumps(view))
