@@ -98,7 +98,10 @@ def score(articles: Sequence[Article], predictions: Sequence[Prediction]) -> dic
     pred_t = np.array([[t in {x for x, _ in p.topics} for t in tax.topics] for p in predictions], dtype=int)
     m["topics.micro_f1"] = f1_score(gold_t, pred_t, average="micro", zero_division=0)
     present = gold_t.sum(axis=0) > 0
-    m["topics.macro_f1"] = f1_score(gold_t[:, present], pred_t[:, present], average="macro", zero_division=0)
+    # Macro over the topics the evaluated set holds; a set with none (short teasers only) scores 0.
+    m["topics.macro_f1"] = (
+        f1_score(gold_t[:, present], pred_t[:, present], average="macro", zero_division=0) if present.any() else 0.0
+    )
     p, r, f, s = precision_recall_fscore_support(gold_t, pred_t, zero_division=0)
     for i, topic in enumerate(tax.topics):
         m |= {f"topics.precision.{topic}": p[i], f"topics.recall.{topic}": r[i], f"topics.f1.{topic}": f[i],

@@ -123,7 +123,9 @@ def train(config: TrainConfig, *, log_to_mlflow: bool = True) -> TrainingResult:
                     "chosen.region_partner_weight": final.heads.region.partner_weight_,
                     "chosen.partner_min_share": final.heads.partner_min_share,
                 })
-                mlflow.set_tags({"dataset_hash": data_hash, "languages": json.dumps(counts["languages"])})
+                # A kind set before (a sweep child) is kept; a plain training is the pipeline.
+                mlflow.set_tags({"kind": run.data.tags.get("kind", "pipeline"), "dataset_hash": data_hash,
+                                 "languages": json.dumps(counts["languages"])})
                 model_dir = save_model(final, config.models_dir, info={
                     "run_id": run_id, "dataset_hash": data_hash, "counts": counts, "metrics": metrics,
                 })
