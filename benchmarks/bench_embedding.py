@@ -17,7 +17,7 @@ from pathlib import Path
 from training.config import load_config
 from training.corpus import load_corpus
 from training.embedding import Embedder, bundled_e5_dir
-from training.predictor import Predictor
+from training.predictor import prepare_documents
 
 
 def main() -> None:
@@ -32,7 +32,7 @@ def main() -> None:
             embedder_config = config.embedder.model_copy(update={"long_text": mode, "cache_dir": Path(tmp) / mode})
             built = bundled_e5_dir(config.embedder.cache_dir)
             embedder = Embedder(embedder_config.model_copy(update={"model": str(built)}), show_progress=False)
-            documents = Predictor(embedder, heads=None, clean=True).documents(articles)  # type: ignore[arg-type]
+            documents = prepare_documents(articles, clean=True)
             tokens = [embedder.count_tokens(d) for d in documents]
             start = time.perf_counter()
             embedder.encode(documents)

@@ -24,7 +24,7 @@ from sklearn.model_selection import StratifiedGroupKFold  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
 from training.corpus import Article  # noqa: E402
 from training.embedding import Embedder  # noqa: E402
-from training.predictor import Prediction, Predictor, fit_heads  # noqa: E402
+from training.predictor import Prediction, Predictor, fit_heads, prepare_documents  # noqa: E402
 from training.taxonomy import taxonomy  # noqa: E402
 
 
@@ -48,10 +48,8 @@ def grouped_folds(articles: Sequence[Article], n_splits: int, seed: int) -> list
 
 def fit_predictor(articles: Sequence[Article], embedder: Embedder, config: TrainConfig) -> Predictor:
     """Fit the heads on ``articles``: the same code for folds, the real-text check and the final model."""
-    predictor = Predictor(embedder, heads=None, clean=config.clean)  # type: ignore[arg-type]
-    documents = predictor.documents(articles)
-    predictor.heads = fit_heads(embedder.encode(documents), articles, documents, config)
-    return predictor
+    documents = prepare_documents(articles, clean=config.clean)
+    return Predictor(embedder, fit_heads(embedder.encode(documents), articles, documents, config), clean=config.clean)
 
 
 def cross_validate(articles: list[Article], embedder: Embedder, config: TrainConfig) -> Evaluation:

@@ -68,6 +68,12 @@ def _as_input(article: str | ArticleInput | Article) -> ArticleInput:
     return article
 
 
+def prepare_documents(articles: Sequence[str | ArticleInput | Article], *, clean: bool = True) -> list[str]:
+    """What the model reads for each article (title first, cleaned body): fitting and predicting alike."""
+    inputs = [_as_input(a) for a in articles]
+    return [prepare_document(a.text, a.title, clean=clean) for a in inputs]
+
+
 def fit_heads(X: np.ndarray, articles: Sequence[Article], documents: Sequence[str], config: TrainConfig) -> Heads:
     """Fit every head on embeddings ``X`` of ``articles`` (whose prepared texts are ``documents``)."""
     topic_labels = taxonomy().topics
@@ -104,8 +110,7 @@ class Predictor:
         self.clean = clean
 
     def documents(self, articles: Sequence[str | ArticleInput | Article]) -> list[str]:
-        inputs = [_as_input(a) for a in articles]
-        return [prepare_document(a.text, a.title, clean=self.clean) for a in inputs]
+        return prepare_documents(articles, clean=self.clean)
 
     def predict(self, articles: Sequence[str | ArticleInput | Article]) -> list[Prediction]:
         documents = self.documents(articles)
@@ -132,18 +137,19 @@ class Predictor:
                 # confidence stays the region head's own score for "none", so a disagreement shows as a warning.
                 topics, partners = [], []
                 region = LabelScores("none", region.scores.get("none", 0.0), region.scores)
+            language = detect_language(document)
             out.append(Prediction(
                 sector=sector,
                 topics=sorted(topics, key=lambda tp: -tp[1]),
                 topic_scores={t: round(float(p), 4) for t, p in zip(h.topic_labels, topic_p[i], strict=True)},
                 region=region,
                 partners=partners,
-                language=detect_language(document),
-                warnings=self._warnings(document, sector, region),
+                language=language,
+                warnings=self._warnings(document, sector, region, language),
             ))
         return out
 
-    def _warnings(self, document: str, sector: LabelScores, region: LabelScores) -> list[str]:
+    def _warnings(self, document: str, sector: LabelScores, region: LabelScores, language: str) -> list[str]:
         warnings = []
         if not document.strip():
             warnings.append("no article text is left after removing teasers and captions")
@@ -151,7 +157,6 @@ class Predictor:
             warnings.append(f"low confidence: sector {sector.label} at {sector.confidence:.2f}")
         if region.confidence < LOW_CONFIDENCE:
             warnings.append(f"low confidence: region {region.label} at {region.confidence:.2f}")
-        language = detect_language(document)
         if language not in SERVICE_LANGUAGES:
             warnings.append("language not recognised as French, English or Vietnamese: labels may be unreliable")
         cfg = self.embedder.config

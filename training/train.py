@@ -78,9 +78,9 @@ def train(config: TrainConfig, *, log_to_mlflow: bool = True) -> TrainingResult:
     _ = embedder.model  # build (first time) and load the embedder before timing the embedding itself
     timings = {"embedder_load_seconds": time.perf_counter() - t0}
     t0 = time.perf_counter()
-    from training.predictor import Predictor
+    from training.predictor import prepare_documents
 
-    documents = Predictor(embedder, heads=None, clean=config.clean).documents(articles)  # type: ignore[arg-type]
+    documents = prepare_documents(articles, clean=config.clean)
     embedder.encode(documents)
     hits, misses = embedder.last_cache_stats
     timings["embed_seconds"] = time.perf_counter() - t0
