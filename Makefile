@@ -16,19 +16,21 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-## Set up, train the default model if none exists, serve on 127.0.0.1:8000
+## Set up, train the default model if none exists (the server never trains), serve on 127.0.0.1:8000
 run: setup
-	$(BIN)/python -m serving
+	$(BIN)/newsclf train --if-missing
+	$(BIN)/newsclf serve
 
 train: setup
-	$(BIN)/python -m training.train
+	$(BIN)/newsclf train
 
 validate: setup
-	$(BIN)/python -m training.validate_corpus
+	$(BIN)/newsclf validate
 
-## Lint, then the whole test suite (code, data, model behaviour, API, notebooks, browser)
+## Lint, check the import contracts, then the whole test suite (code, data, model behaviour, API, notebooks, browser)
 test: setup browser
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 # The MLflow UI test drives Debian's headless Chromium (no browser download is possible here).

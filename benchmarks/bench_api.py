@@ -26,9 +26,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from training.config import BUNDLED_EMBEDDER  # noqa: E402
-from training.embedding import bundled_e5_dir  # noqa: E402
-from training.model_store import newest_model, read_manifest  # noqa: E402
+from newsclf.embedding import BUNDLED_EMBEDDER, bundled_e5_dir  # noqa: E402
+from newsclf.model_format import newest_model, read_manifest  # noqa: E402
 from training.paths import CACHE, DATASETS, MODELS  # noqa: E402
 
 
@@ -49,7 +48,7 @@ def _articles() -> list[dict]:
 
 def _empty_cache(folder: Path, model_dir: Path) -> None:
     """An embedding cache with nothing in it, sharing the already built bundled embedder (no 30 s rebuild)."""
-    if read_manifest(model_dir)["embedder"]["config"]["model"] == BUNDLED_EMBEDDER and bundled_e5_dir(CACHE).is_dir():
+    if read_manifest(model_dir).embedder.config.model == BUNDLED_EMBEDDER and bundled_e5_dir(CACHE).is_dir():
         target = bundled_e5_dir(folder)
         target.parent.mkdir(parents=True)
         target.symlink_to(bundled_e5_dir(CACHE), target_is_directory=True)
@@ -139,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     model_dir = args.model or newest_model(MODELS)
     if model_dir is None:
-        raise SystemExit("no trained model under models/: run `python -m training.train` first")
+        raise SystemExit("no trained model under models/: run `newsclf train` first")
 
     articles = _articles()
     needed = 1 + args.singles + args.rounds * (16 + 64)

@@ -14,10 +14,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from newsclf.embedding import Embedder, bundled_e5_dir
+from newsclf.predictor import prepare_documents
 from training.config import load_config
 from training.corpus import load_corpus
-from training.embedding import Embedder, bundled_e5_dir
-from training.predictor import prepare_documents
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """The HTTP API of the news classifier.
 
     uvicorn serving.app:app          # the default model (settings from NEWSCLF_* variables, read at start-up)
-    python -m serving                # the same, training the default model first when there is none
+    newsclf serve                    # the same (python -m serving too); `make run` trains first when needed
 
 ``create_app(settings)`` builds an app around any model (tests); nothing is loaded at import time.
 """
@@ -12,10 +12,12 @@ import logging
 from collections import Counter
 from contextlib import asynccontextmanager
 from importlib import metadata
+from typing import Annotated
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from newsclf.predictor import ArticleInput
 from serving.errors import InputError, ServiceError, install_error_handlers
 from serving.middleware import BodyGuardMiddleware, ObserveMiddleware
 from serving.schemas import (
@@ -31,7 +33,6 @@ from serving.schemas import (
 )
 from serving.service import LoadedModel, Service, to_result
 from serving.settings import ServiceSettings, SettingsError, load_settings
-from training.predictor import ArticleInput
 
 log = logging.getLogger("serving")
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -120,9 +121,21 @@ def _log_labels(results: list[dict]) -> str:
             + f" warned={warned}")
 
 
-def create_app(settings: ServiceSettings | None = None) -> FastAPI:
-    """The API around the model ``settings`` name; ``None`` reads NEWSCLF_* variables when the app starts."""
-    service = Service(settings)
+def get_service(request: Request) -> Service:
+    """The app's service (settings, metrics, the loaded model): the routes' one dependency, overridable in tests."""
+    return request.app.state.service
+
+
+ServiceDep = Annotated[Service, Depends(get_service)]
+
+
+def create_app(settings: ServiceSettings | None = None, *, service: Service | None = None) -> FastAPI:
+    """The API around the model ``settings`` name; ``None`` reads NEWSCLF_* variables when the app starts.
+
+    ``service``: one built elsewhere, e.g. ``Service.ready(model, settings)`` around a model already in memory
+    (tests); the app then loads nothing.
+    """
+    service = service or Service(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -133,7 +146,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             log.critical("%s", exc)
             raise SettingsError(str(exc)) from None
         configure_logging(resolved.log_level)
-        service.start(resolved)
+        if service.model is None:
+            service.start(resolved)
         yield
 
     app = FastAPI(
@@ -159,7 +173,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     @app.get("/readyz", response_model=Readiness, tags=["service"],
              responses={503: {"model": Readiness, "description": "Model loading, missing or refused"}},
              summary="200 once the model is loaded; 503 with the reason until then")
-    async def readyz(response: Response) -> Readiness:
+    async def readyz(response: Response, service: ServiceDep) -> Readiness:
         if service.model is None:
             response.status_code = 503
             return Readiness(status=service.status, reason=service.reason)
@@ -167,7 +181,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     @app.get("/v1/model", response_model=ModelInfo, tags=["model"], responses={503: _ERRORS[503]},
              summary="The model being served: version, MLflow run, embedder, label sets, evaluation scores")
-    async def model_info() -> ModelInfo:
+    async def model_info(service: ServiceDep) -> ModelInfo:
         _ready_model(service)
         return service.info()
 
@@ -179,7 +193,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     @app.post("/v1/classify", response_model=ClassifyResponse, tags=["classify"], responses=_ERRORS,
               summary="Classify one article")
-    async def classify(body: ArticleRequest, request: Request) -> dict:
+    async def classify(body: ArticleRequest, request: Request, service: ServiceDep) -> dict:
         # A request that breaks a limit is wrong whatever the model's state: 422 before 503.
         problems = _limit_problems(body, service.settings) if service.settings else []
         if problems:
@@ -194,7 +208,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     @app.post("/v1/classify/batch", response_model=BatchResponse, tags=["classify"], responses=_ERRORS,
               summary="Classify several articles; results in the order sent")
-    async def classify_batch(body: BatchRequest, request: Request) -> dict:
+    async def classify_batch(body: BatchRequest, request: Request, service: ServiceDep) -> dict:
         problems = _batch_problems(body, service.settings) if service.settings else []
         if problems:
             raise InputError(problems)

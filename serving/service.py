@@ -4,7 +4,7 @@ Policy on a model that cannot be used (files that fail the sha256 check against 
 an MLflow URI that does not resolve): the service stays up, ``/healthz`` answers 200, ``/readyz`` and the
 classify endpoints answer 503 with the reason, and the reason is logged at ERROR level. An orchestrator then
 keeps sending traffic to the replicas that work (restarting would not repair the files) and the operator
-reads why on ``/readyz`` or in the log. ``python -m serving`` checks a local model before it starts listening
+reads why on ``/readyz`` or in the log. ``newsclf serve`` checks a local model before it starts listening
 and exits with the message instead, which is what a person at a terminal wants.
 """
 
@@ -18,16 +18,15 @@ from functools import cache
 from pathlib import Path
 
 import pycountry
+from mlflow import MlflowClient
 
+from newsclf.model_format import ModelIntegrityError, ModelManifest, load_model, newest_model
+from newsclf.predictor import ArticleInput, Prediction, Predictor
+from newsclf.pyfunc import download_model
+from newsclf.taxonomy import taxonomy
 from serving.metrics import Metrics
 from serving.schemas import ModelInfo, ModelRef, Partner
 from serving.settings import ServiceSettings, is_model_uri
-from training.config import EmbedderConfig
-from training.embedding import Embedder
-from training.model_store import ModelIntegrityError, load_model, newest_model, read_manifest
-from training.paths import CACHE, MODELS
-from training.predictor import ArticleInput, Prediction, Predictor
-from training.taxonomy import taxonomy
 
 log = logging.getLogger("serving")
 
@@ -39,50 +38,40 @@ class NoModel(RuntimeError):
 @dataclass(frozen=True)
 class LoadedModel:
     predictor: Predictor
-    manifest: dict
+    manifest: ModelManifest
     ref: ModelRef
     source: str
 
 
-def model_source(settings: ServiceSettings, models_dir: Path = MODELS) -> str:
+def model_source(settings: ServiceSettings) -> str:
     """The folder or URI to load: the setting, else the newest trained model."""
     if settings.model:
         return settings.model
-    folder = newest_model(models_dir)
+    folder = newest_model(settings.models_dir)
     if folder is None:
-        raise NoModel(f"no trained model under {models_dir}: run `python -m serving` (it trains the default model "
-                      "when there is none) or `python -m training.train`, or set NEWSCLF_MODEL")
+        raise NoModel(f"no trained model under {settings.models_dir}: run `newsclf train` (or `make run`, which "
+                      "trains the default model when there is none), or set NEWSCLF_MODEL")
     return str(folder)
 
 
-def _embedder(manifest: dict, cache_dir: Path) -> Embedder:
-    try:
-        config = EmbedderConfig.model_validate({**manifest["embedder"]["config"], "cache_dir": cache_dir})
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelIntegrityError(f"the manifest's embedder settings are unusable ({exc}); retrain the model") from exc
-    return Embedder(config, show_progress=False)
+def _ref_from_manifest(manifest: ModelManifest) -> ModelRef:
+    registry = manifest.registry
+    if registry is not None and registry.version:
+        return ModelRef(name=registry.name, version=str(registry.version), run_id=manifest.run_id)
+    return ModelRef(name=manifest.name, version=manifest.name, run_id=manifest.run_id)
 
 
-def _ref_from_manifest(manifest: dict) -> ModelRef:
-    registry = manifest.get("registry") or {}
-    if registry.get("version"):
-        return ModelRef(name=registry["name"], version=str(registry["version"]), run_id=manifest.get("run_id"))
-    return ModelRef(name=manifest.get("name", "unknown"), version=manifest.get("name", "unknown"),
-                    run_id=manifest.get("run_id"))
-
-
-def _load_folder(folder: Path, settings: ServiceSettings) -> LoadedModel:
-    manifest = read_manifest(folder)
-    embedder = _embedder(manifest, settings.embedding_cache_dir or CACHE)
-    predictor, manifest = load_model(folder, embedder=embedder)
-    return LoadedModel(predictor, manifest, _ref_from_manifest(manifest), str(folder))
+def _load_folder(folder: Path, settings: ServiceSettings, ref: ModelRef | None = None,
+                 source: str | None = None) -> LoadedModel:
+    predictor, manifest = load_model(folder, cache_dir=settings.embedding_cache_dir)
+    if ref is None:
+        ref = _ref_from_manifest(manifest)
+    elif ref.run_id is None:
+        ref = ref.model_copy(update={"run_id": manifest.run_id})
+    return LoadedModel(predictor, manifest, ref, source or str(folder))
 
 
 def _load_mlflow(uri: str, settings: ServiceSettings) -> LoadedModel:
-    import mlflow
-    from mlflow import MlflowClient
-
-    mlflow.set_tracking_uri(settings.tracking_uri)
     ref = None
     if uri.startswith("models:/"):
         # Pin an alias to its version first, so the name and version reported are those of what was loaded.
@@ -97,25 +86,12 @@ def _load_mlflow(uri: str, settings: ServiceSettings) -> LoadedModel:
         if version is not None:
             uri = f"models:/{version.name}/{version.version}"
             ref = ModelRef(name=version.name, version=str(version.version), run_id=version.run_id)
-    wrapper = mlflow.pyfunc.load_model(uri).unwrap_python_model()
-    predictor, manifest = wrapper.predictor, wrapper.manifest
-    if settings.embedding_cache_dir is not None:
-        predictor = Predictor(_embedder(manifest, settings.embedding_cache_dir), predictor.heads,
-                              clean=predictor.clean)
-        if predictor.embedder.identity != manifest["embedder"]["identity"]:
-            raise ModelIntegrityError(f"the embedder under {settings.embedding_cache_dir} is not the one the model "
-                                      "was trained with")
-    else:
-        predictor.embedder.show_progress = False  # progress bars are for training runs, not server logs
-    if ref is None:
-        ref = _ref_from_manifest(manifest)
-    elif ref.run_id is None:
-        ref = ref.model_copy(update={"run_id": manifest.get("run_id")})
-    return LoadedModel(predictor, manifest, ref, uri)
+    # The registered pyfunc carries the model folder: load it with the service's own cache folder.
+    return _load_folder(download_model(uri, settings.tracking_uri), settings, ref, uri)
 
 
-def load(settings: ServiceSettings, models_dir: Path = MODELS) -> LoadedModel:
-    source = model_source(settings, models_dir)
+def load(settings: ServiceSettings) -> LoadedModel:
+    source = model_source(settings)
     if is_model_uri(source):
         return _load_mlflow(source, settings)
     return _load_folder(Path(source), settings)
@@ -157,14 +133,22 @@ def to_result(prediction: Prediction, ref: ModelRef) -> dict:
 class Service:
     """State shared by the requests of one app: settings, metrics, and the model once it is loaded."""
 
-    def __init__(self, settings: ServiceSettings | None, models_dir: Path = MODELS) -> None:
+    def __init__(self, settings: ServiceSettings | None) -> None:
         self.settings = settings
-        self.models_dir = models_dir
         self.metrics = Metrics()
         self.status = "starting"
         self.reason: str | None = "the service is starting"
         self.model: LoadedModel | None = None
         self._thread: threading.Thread | None = None
+
+    @classmethod
+    def ready(cls, model: LoadedModel, settings: ServiceSettings) -> Service:
+        """A service around a model already loaded (an app factory's injection point)."""
+        service = cls(settings)
+        service.model = model
+        service.status, service.reason = "ready", None
+        service.metrics.ready.set(1)
+        return service
 
     def start(self, settings: ServiceSettings) -> None:
         """Begin loading the model in a background thread: /healthz answers at once, /readyz once loaded."""
@@ -187,10 +171,10 @@ class Service:
         assert self.settings is not None
         started = time.perf_counter()
         try:
-            source = model_source(self.settings, self.models_dir)
+            source = model_source(self.settings)
             self.reason = f"loading the model from {source}"
             log.info("loading the model from %s", source)
-            model = load(self.settings, self.models_dir)
+            model = load(self.settings)
             _ = model.predictor.embedder.identity  # loads the embedder's weights now, not on the first request
         except NoModel as exc:
             self._fail(str(exc))
@@ -228,9 +212,10 @@ class Service:
         assert self.model is not None
         m, manifest = self.model, self.model.manifest
         return ModelInfo(
-            **m.ref.model_dump(), source=m.source, created_at=manifest.get("created_at"),
-            embedder={"identity": manifest["embedder"]["identity"], "config": manifest["embedder"]["config"]},
-            labels=manifest["labels"], topic_thresholds=manifest.get("topic_thresholds", {}),
-            metrics=manifest.get("metrics", {}), dataset_hash=manifest.get("dataset_hash"),
-            registry=manifest.get("registry"),
+            **m.ref.model_dump(), source=m.source, created_at=manifest.created_at.isoformat(),
+            embedder={"identity": manifest.embedder.identity,
+                      "config": manifest.embedder.config.model_dump(mode="json", exclude={"cache_dir"})},
+            labels=manifest.labels.model_dump(), topic_thresholds=manifest.topic_thresholds,
+            metrics=manifest.metrics, dataset_hash=manifest.dataset_hash,
+            registry=manifest.registry.model_dump() if manifest.registry else None,
         )

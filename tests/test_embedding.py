@@ -7,8 +7,7 @@ import uuid
 import numpy as np
 import pytest
 
-from training.config import EmbedderConfig
-from training.embedding import Embedder
+from newsclf.embedding import Embedder, EmbedderConfig
 
 pytestmark = pytest.mark.slow
 
@@ -65,7 +64,7 @@ def test_identity_names_what_changes_the_vectors(windowed: Embedder, truncating:
 
 
 def test_an_unloadable_embedder_says_what_to_do(tmp_path):
-    from training.embedding import EmbedderUnavailable
+    from newsclf.embedding import EmbedderUnavailable
 
     broken = Embedder(EmbedderConfig(model=str(tmp_path / "no-such-model")), show_progress=False)
     with pytest.raises(EmbedderUnavailable, match="bundled"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from training.gazetteer import find_mentions, rank_partners
+from newsclf.gazetteer import find_mentions, rank_partners
 
 
 def codes(text: str) -> list[str]:

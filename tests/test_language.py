@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from newsclf.language import detect_language
 from training.corpus import load_corpus
-from training.language import detect_language
 
 
 def test_short_examples():

@@ -50,10 +50,10 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def second_run(training_result, tracking_uri: str) -> str:
+def second_run(training_record, tracking_uri: str) -> str:
     """A cheap second run next to the trained one, as a baseline run would be logged."""
     client = MlflowClient(tracking_uri=tracking_uri)
-    experiment_id = client.get_run(training_result.run_id).info.experiment_id
+    experiment_id = client.get_run(training_record.run_id).info.experiment_id
     run = client.create_run(experiment_id, run_name="ui-check-baseline", tags={"kind": "baseline"})
     now = int(time.time() * 1000)
     client.log_batch(run.info.run_id, metrics=[
@@ -65,7 +65,7 @@ def second_run(training_result, tracking_uri: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def ui_url(tracking_uri: str, tmp_path_factory: pytest.TempPathFactory, training_result, second_run):
+def ui_url(tracking_uri: str, tmp_path_factory: pytest.TempPathFactory, training_record, second_run):
     workdir = tmp_path_factory.mktemp("mlflow-ui")
     port = _free_port()
     log = (workdir / "server.log").open("w")
@@ -113,10 +113,10 @@ def _visible_text(dom: str) -> str:
     return " ".join(re.sub(r"<[^>]+>", " ", dom).split())
 
 
-def test_runs_page_shows_runs_and_macro_f1(ui_url: str, tracking_uri: str, training_result, second_run,
+def test_runs_page_shows_runs_and_macro_f1(ui_url: str, tracking_uri: str, training_record, second_run,
                                            tmp_path: Path) -> None:
     client = MlflowClient(tracking_uri=tracking_uri)
-    trained = client.get_run(training_result.run_id)
+    trained = client.get_run(training_record.run_id)
     experiment_id = trained.info.experiment_id
     view = {
         "selectedColumns": ["attributes.`Source`", "attributes.`Models`", *(f"metrics.`{m}`" for m in COLUMNS)],

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from training.predictor import ArticleInput, Predictor
+from newsclf.predictor import ArticleInput, Predictor
 
 pytestmark = pytest.mark.slow
 

@@ -9,8 +9,9 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from training.model_store import ModelIntegrityError, load_model, newest_model, verify
-from training.train import main, train
+from newsclf.model_format import FORMAT_VERSION, ModelIntegrityError, load_model, newest_model, read_manifest, verify
+from training.paths import DATASETS
+from training.train import main, run_training
 
 pytestmark = pytest.mark.slow
 
@@ -28,9 +29,9 @@ def test_scores_are_cross_validated_and_above_floors(training_result):
     assert seed["partners.main_accuracy"] >= 0.8
 
 
-def test_the_run_records_params_data_version_metrics_reports_and_model(training_result, train_config):
+def test_the_run_records_params_data_version_metrics_reports_and_model(training_record, train_config):
     client = MlflowClient(tracking_uri=train_config.tracking.resolved_uri())
-    run = client.get_run(training_result.run_id)
+    run = client.get_run(training_record.run_id)
     params, metrics = run.data.params, run.data.metrics
     for key in ("dataset_hash", "git_commit", "embedder_identity", "embedder.long_text", "clean", "sector.C",
                 "n_written", "chosen.region_partner_weight"):
@@ -43,10 +44,11 @@ def test_the_run_records_params_data_version_metrics_reports_and_model(training_
     assert "reports/cv_misclassified.csv" in artifacts
     name = train_config.tracking.registered_model
     champion = client.get_model_version_by_alias(name, "champion")
-    assert champion.run_id == training_result.run_id
+    assert champion.run_id == training_record.run_id
+    assert "manifest.json" in {a.path for a in client.list_artifacts(run.info.run_id)}
 
 
-def test_the_logged_pyfunc_model_classifies(training_result, train_config):
+def test_the_logged_pyfunc_model_classifies(training_record, train_config):
     mlflow.set_tracking_uri(train_config.tracking.resolved_uri())
     model = mlflow.pyfunc.load_model(f"models:/{train_config.tracking.registered_model}@champion")
     import pandas as pd
@@ -59,10 +61,12 @@ def test_the_logged_pyfunc_model_classifies(training_result, train_config):
 
 def test_model_folder_is_complete_and_verified(trained_model_dir):
     manifest = verify(trained_model_dir)
-    assert set(manifest["files"]) == {"heads.joblib"}
-    assert manifest["labels"]["topics"][0] == "terrorism"
-    assert manifest["metrics"]["cv.sector.macro_f1"] > 0
-    assert manifest["libraries"]["scikit-learn"]
+    assert manifest.format_version == FORMAT_VERSION
+    assert set(manifest.files) == {"heads.joblib"}
+    assert manifest.labels.topics[0] == "terrorism"
+    assert manifest.metrics["cv.sector.macro_f1"] > 0
+    assert manifest.libraries["scikit-learn"]
+    assert "cache_dir" not in json.loads((trained_model_dir / "manifest.json").read_text())["embedder"]["config"]
     assert newest_model(trained_model_dir.parent) is not None
 
 
@@ -75,23 +79,44 @@ def test_a_tampered_model_is_refused(trained_model_dir, tmp_path):
         load_model(copy)
 
 
-def test_second_training_reuses_the_cache_and_both_runs_are_comparable(training_result, train_config):
-    second = train(train_config)
+def test_second_training_reuses_the_cache_and_both_runs_are_comparable(training_result, training_record,
+                                                                          train_config):
+    second, recorded = run_training(train_config)
     assert second.timings["embedded_new"] == 0
     assert second.cv.metrics == training_result.cv.metrics  # same corpus, same folds, same cached vectors
     client = MlflowClient(tracking_uri=train_config.tracking.resolved_uri())
     experiment = client.get_experiment_by_name(train_config.tracking.experiment)
     runs = client.search_runs([experiment.experiment_id])
-    assert {training_result.run_id, second.run_id} <= {r.info.run_id for r in runs}
+    assert {training_record.run_id, recorded.run_id} <= {r.info.run_id for r in runs}
     # Equal scores on the same corpus: the rule promotes the newer version ("at least as good").
-    assert second.promoted is True
-    manifest = json.loads((second.model_dir / "manifest.json").read_text())
-    assert manifest["registry"]["champion"] is True
+    assert recorded.promoted is True
+    assert read_manifest(recorded.model_dir).registry.champion is True
+
+
+@pytest.mark.parametrize("damage, expected", [
+    (lambda m: m.write_text(m.read_text()[:200]), "is not valid JSON"),
+    (lambda m: m.write_text(m.read_text().replace('"format_version": 2', '"format_version": 1')), "retrain"),
+    (lambda m: m.write_text(json.dumps({k: v for k, v in json.loads(m.read_text()).items()
+                                        if k != "format_version"})), "format 1"),
+    (lambda m: m.write_text(m.read_text().replace('"clean"', '"klean"')), "not a valid manifest"),
+], ids=["truncated", "format-1", "no-format (a model trained before the core package)", "unknown-field"])
+def test_a_broken_or_outdated_manifest_is_refused_with_the_reason(trained_model_dir, tmp_path, damage, expected):
+    copy = tmp_path / trained_model_dir.name
+    shutil.copytree(trained_model_dir, copy)
+    damage(copy / "manifest.json")
+    with pytest.raises(ModelIntegrityError, match=expected):
+        load_model(copy)
+
+
+def test_an_emptied_heads_file_is_refused_with_the_reason(trained_model_dir, tmp_path):
+    copy = tmp_path / trained_model_dir.name
+    shutil.copytree(trained_model_dir, copy)
+    (copy / "heads.joblib").write_bytes(b"")
+    with pytest.raises(ModelIntegrityError, match="heads.joblib"):
+        load_model(copy)
 
 
 def test_an_invalid_corpus_stops_training_with_exit_2(tmp_path, capsys):
-    from training.paths import DATASETS
-
     root = tmp_path / "datasets"
     shutil.copytree(DATASETS, root)
     path = root / "written" / "w2_southeast_asia.jsonl"

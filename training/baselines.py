@@ -1,11 +1,11 @@
 """Baselines, scored exactly like the pipeline, each an MLflow run tagged ``kind=baseline``.
 
-    python -m training.baselines [--only tfidf,zeroshot,setfit] [--config configs/train.yaml]
+    newsclf baselines [--only tfidf,zeroshot,setfit] [--config configs/train.yaml]
 
 Same corpus, same folds (``grouped_folds`` with the config's ``cv.folds`` and ``cv.seed``), same real-text
 check (fit on the written corpus, score the seed-derived items), same cleaning (``prepare_document``), same
 metric names (``training.evaluation.score``, logged as ``cv.<head>.<metric>`` and ``seed.<head>.<metric>``)
-in the same experiment as ``python -m training.train``:
+in the same experiment as ``newsclf train``:
 
 - ``tfidf``: word (1-2) and character (2-5, within words) TF-IDF n-grams, fitted on each training fold only,
   under the pipeline's own heads (``fit_heads``: logistic regression for sector; one per topic with its
@@ -13,7 +13,7 @@ in the same experiment as ``python -m training.train``:
   fold). Only the features differ from the pipeline.
 - ``zeroshot``: no training. Cosine between the article embedding (the pipeline's embedder, prefix and
   long-text handling, from the embedding cache) and each label's prototype: the mean of the embeddings of its
-  English, French and Vietnamese definitions in ``datasets/taxonomy.yaml``, embedded with the prefix
+  English, French and Vietnamese definitions in ``newsclf/data/taxonomy.yaml``, embedded with the prefix
   ``"query: "`` (e5's advice for symmetric similarity; the articles carry the same prefix). Sector and region:
   the most similar label. Topics: those whose similarity exceeds the article's mean topic similarity by at
   least ``--topic-margin`` (0.02: set from the spread of those similarities, about the 90th percentile of the
@@ -22,8 +22,8 @@ in the same experiment as ``python -m training.train``:
 - ``setfit``: SetFit-style contrastive fine-tuning of the embedder. Not run: one epoch of sentence pairs is
   timed on a sample and extrapolated to the full protocol; the run records the figures and
   ``status=not_feasible`` when one fine-tuning exceeds the budget (30 minutes on this machine).
-- ``pipeline``: the normal training (``training.train.train``), in a run tagged ``kind=pipeline``; it
-  registers its model like ``python -m training.train`` does.
+- ``pipeline``: the normal training (``newsclf train``), in a run tagged ``kind=pipeline``; it
+  registers its model like ``newsclf train`` does.
 """
 
 from __future__ import annotations
@@ -36,20 +36,24 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+import mlflow
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import FeatureUnion
 
+from newsclf.embedding import Embedder, EmbedderUnavailable, resolve_model_path
+from newsclf.predictor import Heads, Prediction, assemble_predictions, prepare_documents
+from newsclf.taxonomy import taxonomy
 from training.config import ConfigError, TrainConfig, load_config
-from training.corpus import LANGS, Article, corpus_files, dataset_hash, load_corpus
-from training.embedding import Embedder, EmbedderUnavailable, resolve_model_path
 from training.evaluation import Evaluation, format_table, grouped_folds, score, write_reports
-from training.predictor import Heads, LabelScores, Prediction, Predictor, fit_heads
-from training.taxonomy import taxonomy
+from training.fitting import fit_heads
+from training.pipeline import TrainingData, load_training_data
+from training.records import LANGS, Article
+from training.tracking import git_commit, start_run
+from training.train import run_training
 from training.validate_corpus import CorpusInvalid
 
 log = logging.getLogger("training.baselines")
@@ -63,6 +67,12 @@ ZEROSHOT_MIN_SHARE = 0.3  # rank_partners' default: zero-shot learns nothing, no
 SETFIT_BUDGET_MINUTES = 30.0
 SETFIT_ITERATIONS = 20  # SetFit's default num_iterations: 2 pairs (one positive, one negative) per article each
 
+EXAMPLES = """examples:
+  newsclf baselines                              # tfidf, zeroshot and the setfit feasibility measure
+  newsclf baselines --only tfidf,pipeline        # TF-IDF beside the pipeline, same folds, same metrics
+  newsclf baselines --only zeroshot --topic-margin 0.03
+"""
+
 
 class Baseline(Protocol):
     def fit(self, articles: Sequence[Article]) -> Baseline: ...
@@ -71,20 +81,7 @@ class Baseline(Protocol):
 
 
 # --- the shared protocol ----------------------------------------------------------------------------------
-@dataclass
-class Split:
-    written: list[Article]
-    seeds: list[Article]
-    data_hash: str
-
-
-def load_split(config: TrainConfig) -> Split:
-    articles = load_corpus(config.datasets)
-    return Split(
-        written=[a for a in articles if a.source == "written"],
-        seeds=[a for a in articles if a.source != "written"],
-        data_hash=dataset_hash(corpus_files(config.datasets)),
-    )
+Split = TrainingData  # the pipeline's own split: written articles (cross-validated) and seed items
 
 
 def evaluate(make: Callable[[], Baseline], split: Split, config: TrainConfig) -> tuple[Evaluation, Evaluation]:
@@ -100,18 +97,6 @@ def evaluate(make: Callable[[], Baseline], split: Split, config: TrainConfig) ->
     seed_predictions = make().fit(written).predict(split.seeds)
     seed = Evaluation("seed", split.seeds, seed_predictions, score(split.seeds, seed_predictions))
     return cv, seed
-
-
-class _FeaturePredictor(Predictor):
-    """The pipeline's own assembly of a prediction (thresholds, region mixing, partners, the rules for domestic
-    news) on features or heads other than the pipeline's, so that a baseline differs from it in nothing else."""
-
-    def _warnings(self, document: str, sector: LabelScores, region: LabelScores) -> list[str]:
-        return []  # the pipeline's warnings are about its embedder's input limits
-
-
-def _documents(articles: Sequence[Article], clean: bool) -> list[str]:
-    return Predictor(None, None, clean=clean).documents(articles)  # type: ignore[arg-type]
 
 
 # --- (a) TF-IDF + logistic regression -----------------------------------------------------------------------
@@ -132,19 +117,20 @@ class TfidfBaseline:
         update = {head: getattr(self.config, head).model_copy(update={"C": self.C})
                   for head in ("sector", "topics", "region")}
         heads_config = self.config.model_copy(update=update)
-        documents = _documents(articles, self.config.clean)
+        documents = prepare_documents(articles, clean=self.config.clean)
         self.vectorizer_ = tfidf_features()
         X = self.vectorizer_.fit_transform(documents)
-        self.predictor_ = _FeaturePredictor(None, fit_heads(X, articles, documents, heads_config),  # type: ignore[arg-type]
-                                            clean=self.config.clean)
+        self.heads_ = fit_heads(X, articles, documents, heads_config)
         return self
 
     def predict(self, articles: Sequence[Article]) -> list[Prediction]:
-        documents = _documents(articles, self.config.clean)
+        documents = prepare_documents(articles, clean=self.config.clean)
         X = self.vectorizer_.transform(documents)
-        if any(isinstance(m, float) for m in self.predictor_.heads.topics.models_):
+        if any(isinstance(m, float) for m in self.heads_.topics.models_):
             X = X.toarray()  # a topic absent from the training fold: TopicsHead then needs len(X)
-        return self.predictor_._predict_documents(documents, X)
+        # The pipeline's own assembly (thresholds, region mixing, partners, the rules for domestic news): a
+        # baseline differs from the pipeline in its features and nothing else.
+        return assemble_predictions(self.heads_, documents, X)
 
 
 # --- (b) zero-shot by label definitions ---------------------------------------------------------------------
@@ -203,12 +189,12 @@ class ZeroShotBaseline:
             region=_SimilarityHead(regions, r),  # type: ignore[arg-type]
             partner_min_share=ZEROSHOT_MIN_SHARE, topic_labels=topics,
         )
-        self.predictor_ = _FeaturePredictor(self.embedder, heads, clean=self.clean)
+        self.heads_ = heads
         return self
 
     def predict(self, articles: Sequence[Article]) -> list[Prediction]:
-        documents = self.predictor_.documents(articles)
-        return self.predictor_._predict_documents(documents, self.embedder.encode(documents))
+        documents = prepare_documents(articles, clean=self.clean)
+        return assemble_predictions(self.heads_, documents, self.embedder.encode(documents))
 
 
 # --- (d) SetFit-style contrastive fine-tuning: is it affordable here? ----------------------------------------
@@ -236,7 +222,7 @@ def time_setfit(config: TrainConfig, split: Split, *, sample_pairs: int = 32, ba
     from sentence_transformers.util import is_training_available
     from torch.utils.data import DataLoader
 
-    documents = _documents(split.written, config.clean)
+    documents = prepare_documents(split.written, clean=config.clean)
     pairs = setfit_pairs(split.written, documents, (sample_pairs + batch_size) // 2, config.cv.seed,
                          config.embedder.prefix)
     # A fresh copy of the embedder: fine-tuning changes its weights.
@@ -281,13 +267,7 @@ def time_setfit(config: TrainConfig, split: Split, *, sample_pairs: int = 32, ba
 # --- MLflow -------------------------------------------------------------------------------------------------
 def log_run(config: TrainConfig, name: str, *, split: Split, params: dict, tags: dict,
             evaluations: Sequence[Evaluation] = (), metrics: dict | None = None) -> str:
-    import mlflow
-
-    from training.tracking import git_commit
-
-    mlflow.set_tracking_uri(config.tracking.resolved_uri())
-    mlflow.set_experiment(config.tracking.experiment)
-    with mlflow.start_run(run_name=f"baseline-{name}") as run, tempfile.TemporaryDirectory() as tmp:
+    with start_run(config, run_name=f"baseline-{name}") as run, tempfile.TemporaryDirectory() as tmp:
         mlflow.set_tags({"kind": "baseline", "baseline": name, "dataset_hash": split.data_hash} | tags)
         mlflow.log_params({
             "baseline": name, "git_commit": git_commit(), "dataset_hash": split.data_hash,
@@ -308,7 +288,7 @@ def run_tfidf(config: TrainConfig, split: Split, C: float) -> tuple[str, list[Ev
     cv, seed = evaluate(lambda: TfidfBaseline(config, C), split, config)
     run_id = log_run(config, "tfidf", split=split, evaluations=[cv, seed],
                      params={"features": "tfidf word 1-2 + char_wb 2-5 (min_df 2, sublinear tf)",
-                             "heads": "training.predictor.fit_heads", "C": C,
+                             "heads": "newsclf.predictor.fit_heads", "C": C,
                              "class_weight": config.sector.class_weight},
                      tags={}, metrics={"timing.total_seconds": time.perf_counter() - started})
     return run_id, [cv, seed]
@@ -344,14 +324,14 @@ def _rounded(d: dict) -> dict:
 
 
 def run_pipeline(config: TrainConfig) -> tuple[str, list[Evaluation]]:
-    from training.sweep import train_in_run
-
-    result = train_in_run(config, {"kind": "pipeline"})
-    return result.run_id, [result.cv, result.seed]  # type: ignore[return-value]
+    result, recorded = run_training(config)
+    return recorded.run_id or "", [result.cv, result.seed]
 
 
-def _parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Score baselines on the pipeline's folds and log them to MLflow.")
+def _parse(argv: list[str] | None, prog: str | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog=prog, description="Score baselines on the pipeline's folds and log them to MLflow.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default=",".join(DEFAULT_ONLY),
                         help=f"comma-separated, among {', '.join(CHOICES)} (default: {','.join(DEFAULT_ONLY)})")
     parser.add_argument("--config", type=Path, help="YAML file of settings (see configs/train.yaml)")
@@ -371,13 +351,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    args = _parse(argv)
+    args = _parse(argv, prog)
     overrides = {"tracking": {"experiment": args.experiment}} if args.experiment else {}
     try:
         config = load_config(args.config, overrides)
-        split = load_split(config)
+        split = load_training_data(config)
     except (ConfigError, CorpusInvalid) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

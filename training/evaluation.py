@@ -21,11 +21,12 @@ from sklearn.metrics import (  # noqa: E402
 )
 from sklearn.model_selection import StratifiedGroupKFold  # noqa: E402
 
+from newsclf.embedding import Embedder  # noqa: E402
+from newsclf.predictor import Prediction  # noqa: E402
+from newsclf.taxonomy import taxonomy  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
-from training.corpus import Article  # noqa: E402
-from training.embedding import Embedder  # noqa: E402
-from training.predictor import Prediction, Predictor, fit_heads, prepare_documents  # noqa: E402
-from training.taxonomy import taxonomy  # noqa: E402
+from training.fitting import fit_predictor  # noqa: E402
+from training.records import Article  # noqa: E402
 
 
 @dataclass
@@ -44,12 +45,6 @@ def grouped_folds(articles: Sequence[Article], n_splits: int, seed: int) -> list
     y = [a.sector for a in articles]
     groups = [a.group for a in articles]
     return list(splitter.split(np.zeros(len(articles)), y, groups))
-
-
-def fit_predictor(articles: Sequence[Article], embedder: Embedder, config: TrainConfig) -> Predictor:
-    """Fit the heads on ``articles``: the same code for folds, the real-text check and the final model."""
-    documents = prepare_documents(articles, clean=config.clean)
-    return Predictor(embedder, fit_heads(embedder.encode(documents), articles, documents, config), clean=config.clean)
 
 
 def cross_validate(articles: list[Article], embedder: Embedder, config: TrainConfig) -> Evaluation:

@@ -6,7 +6,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DATASETS = ROOT / "datasets"
-TAXONOMY_FILE = DATASETS / "taxonomy.yaml"
 RAW_SEEDS = DATASETS / "raw" / "seeds"
 CACHE = ROOT / ".cache"
 MODELS = ROOT / "models"

@@ -1,13 +1,13 @@
 """Move the registry's ``champion`` alias by hand: to a given version, or back to the previous champion.
 
-    python -m training.promote --version N      # make version N the champion
-    python -m training.promote --rollback       # give the alias back to the champion before the current one
+    newsclf promote --version N      # make version N the champion
+    newsclf promote --rollback       # give the alias back to the champion before the current one
 
 The serving side resolves ``models:/<name>@champion``, so this is a promotion or a rollback without a
 retraining. The champion history is kept in the registered model's tag ``champion_history`` (a JSON list of
 versions, oldest first). When the tag does not exist yet, the history is rebuilt by replaying the automatic
 champion rule of ``training.tracking`` over the registered versions in order (their ``composite_cv_score``
-and ``dataset_hash`` tags), which is exactly what ``python -m training.train`` did when it registered them.
+and ``dataset_hash`` tags), which is exactly what ``newsclf train`` did when it registered them.
 """
 
 from __future__ import annotations
@@ -24,6 +24,11 @@ from training.config import load_config
 from training.tracking import CHAMPION, set_alias
 
 HISTORY_TAG = "champion_history"
+
+EXAMPLES = """examples:
+  newsclf promote --version 3                    # make version 3 the champion
+  newsclf promote --rollback                     # back to the champion before the current one
+"""
 
 
 @dataclass(frozen=True)
@@ -106,8 +111,10 @@ def describe(client: MlflowClient, name: str, version: str | None) -> str:
             f"dataset {v.tags.get('dataset_hash', '?')[:12]})")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Set the registry's champion alias by hand.")
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog=prog, description="Set the registry's champion alias by hand.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--version", help="registered version to make the champion")
     what.add_argument("--rollback", action="store_true", help="back to the champion before the current one")

@@ -12,7 +12,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from training.cleaning import is_caption, split_teasers
+from newsclf.cleaning import is_caption, split_teasers
 from training.paths import RAW_SEEDS
 
 

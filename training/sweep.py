@@ -1,17 +1,14 @@
 """A small grid of training settings, each a child run of one MLflow parent run.
 
-    python -m training.sweep [--grid full|small] [--config configs/train.yaml] [--experiment NAME]
+    newsclf sweep [--grid full|small] [--config configs/train.yaml] [--experiment NAME]
 
-Every child is a normal ``training.train.train`` (same folds, same reports, same metric names) with
+Every child is a normal training (``training.pipeline.train`` recorded by ``training.tracking.record_training``:
+same folds, same reports, same metric names) in a nested run of the sweep's parent run, with
 registration switched off and its model folder in a temporary directory (the model is still logged to
 its run): a sweep never touches ``models/`` or the registry's champion, which stay the main command's.
 The parent run gets the tag ``best_child`` (run id) and the best child the tag ``best=true``, chosen by the
 champion rule's composite score (``training.tracking.composite_score``: mean of cv sector macro-F1,
 topics micro-F1 and region macro-F1).
-
-``train()`` opens its own run with ``mlflow.start_run()``, which refuses to open inside an active run; so the
-child run is created first (with its parent and tags) and ``train()`` resumes it through MLflow's
-``MLFLOW_RUN_ID`` environment variable (see :func:`train_in_run`).
 """
 
 from __future__ import annotations
@@ -20,22 +17,20 @@ import argparse
 import itertools
 import json
 import logging
-import os
 import sys
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import mlflow
 from mlflow import MlflowClient
 from mlflow.entities import RunStatus
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-from training.config import ConfigError, TrainConfig, load_config
-from training.corpus import corpus_files, dataset_hash
+from training.config import ConfigError, TrainConfig, _merge, load_config
 from training.evaluation import HEADLINE_METRICS
-from training.tracking import COMPOSITE_METRICS, composite_score, git_commit
+from training.pipeline import train
+from training.records import corpus_files, dataset_hash
+from training.tracking import COMPOSITE_METRICS, composite_score, git_commit, record_training, start_run
 
 log = logging.getLogger("training.sweep")
 
@@ -55,6 +50,11 @@ SMALL_GRID: dict[str, tuple] = {
     "clean": (None,),
 }
 GRIDS = {"full": FULL_GRID, "small": SMALL_GRID}
+
+EXAMPLES = """examples:
+  newsclf sweep --grid small                     # 4 runs: C x class_weight at the base embedding settings
+  newsclf sweep --grid full --experiment sweeps  # 24 runs
+"""
 
 
 @dataclass(frozen=True)
@@ -82,48 +82,6 @@ def grid_points(grid: dict[str, tuple], base: TrainConfig) -> list[Point]:
     ]
 
 
-@contextmanager
-def _resume_with(run_id: str) -> Iterator[None]:
-    previous = os.environ.get("MLFLOW_RUN_ID")
-    os.environ["MLFLOW_RUN_ID"] = run_id
-    try:
-        yield
-    finally:
-        # mlflow.start_run() consumes the variable; restore whatever was there before.
-        os.environ.pop("MLFLOW_RUN_ID", None)
-        if previous is not None:
-            os.environ["MLFLOW_RUN_ID"] = previous
-
-
-def experiment_id(client: MlflowClient, name: str) -> str:
-    experiment = client.get_experiment_by_name(name)
-    return experiment.experiment_id if experiment else client.create_experiment(name)
-
-
-def train_in_run(config: TrainConfig, tags: dict[str, str], *, parent_run_id: str | None = None):
-    """``training.train.train(config)`` logged into a run created beforehand with ``tags`` (and a parent).
-
-    Returns the ``TrainingResult``. The run is marked FAILED if training raises before MLflow takes over.
-    """
-    from training.train import train
-
-    uri = config.tracking.resolved_uri()
-    client = MlflowClient(tracking_uri=uri)
-    all_tags = dict(tags) | ({MLFLOW_PARENT_RUN_ID: parent_run_id} if parent_run_id else {})
-    run = client.create_run(experiment_id(client, config.tracking.experiment), run_name=config.run_name,
-                            tags=all_tags)
-    try:
-        with _resume_with(run.info.run_id):
-            result = train(config)
-    except BaseException:
-        if client.get_run(run.info.run_id).info.status == RunStatus.to_string(RunStatus.RUNNING):
-            client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.FAILED))
-        raise
-    if result.run_id != run.info.run_id:  # a guard against an MLflow that stops honouring MLFLOW_RUN_ID
-        raise RuntimeError(f"training logged into run {result.run_id}, not the prepared run {run.info.run_id}")
-    return result
-
-
 @dataclass
 class ChildOutcome:
     point: Point
@@ -140,64 +98,54 @@ class ChildOutcome:
 
 def run_sweep(base: TrainConfig, grid_name: str) -> tuple[str, list[ChildOutcome], ChildOutcome | None]:
     """Train every point of the grid as a child of a new parent run; returns (parent id, children, best)."""
-    grid = GRIDS[grid_name]
-    points = grid_points(grid, base)
-    uri = base.tracking.resolved_uri()
-    client = MlflowClient(tracking_uri=uri)
-    exp = experiment_id(client, base.tracking.experiment)
+    points = grid_points(GRIDS[grid_name], base)
     data_hash = dataset_hash(corpus_files(base.datasets))
-    parent = client.create_run(exp, run_name=f"sweep-{grid_name}", tags={
-        "kind": "sweep", "sweep.grid": grid_name, "dataset_hash": data_hash, "git_commit": git_commit(),
-    })
-    parent_id = parent.info.run_id
-    client.log_param(parent_id, "grid", json.dumps([p.name for p in points]))
-    client.log_param(parent_id, "n_children", len(points))
-    client.log_param(parent_id, "selection", "max composite: mean of " + ", ".join(COMPOSITE_METRICS))
     outcomes: list[ChildOutcome] = []
-    try:
+    parent_tags = {"kind": "sweep", "sweep.grid": grid_name, "dataset_hash": data_hash, "git_commit": git_commit()}
+    with start_run(base, run_name=f"sweep-{grid_name}", tags=parent_tags) as parent:
+        mlflow.log_params({"grid": json.dumps([p.name for p in points]), "n_children": len(points),
+                           "selection": "max composite: mean of " + ", ".join(COMPOSITE_METRICS)})
         for n, point in enumerate(points, 1):
             print(f"[sweep] {n}/{len(points)}: {point.name}", flush=True)
-            with tempfile.TemporaryDirectory(prefix="sweep-model-") as models_dir:
-                overrides = point.overrides() | {
-                    "run_name": point.name, "models_dir": models_dir,
-                    "tracking": {"register_model": False},
-                }
-                config = load_config(overrides=_merge_base(base, overrides))
-                try:
-                    result = train_in_run(config, {"kind": "sweep", "sweep.grid": grid_name},
-                                          parent_run_id=parent_id)
-                except Exception as exc:  # noqa: BLE001 - one failed point must not lose the others
-                    log.exception("sweep point %s failed", point.name)
-                    outcomes.append(ChildOutcome(point, None, {}, error=f"{type(exc).__name__}: {exc}"))
-                    continue
-            metrics = {f"cv.{k}": v for k, v in result.cv.metrics.items()}
-            metrics |= {f"seed.{k}": v for k, v in result.seed.metrics.items()}
-            outcomes.append(ChildOutcome(point, result.run_id, metrics))
-            print(f"[sweep]   composite {outcomes[-1].composite:.4f}  run {result.run_id}", flush=True)
+            outcomes.append(_train_child(base, point, grid_name))
+            if outcomes[-1].composite is not None:
+                print(f"[sweep]   composite {outcomes[-1].composite:.4f}  run {outcomes[-1].run_id}", flush=True)
         scored = [o for o in outcomes if o.composite is not None]
         best = max(scored, key=lambda o: o.composite, default=None)  # ties: the first in grid order
+        client = MlflowClient(tracking_uri=base.tracking.resolved_uri())
         if best is not None:
             client.set_tag(best.run_id, "best", "true")
-            client.set_tag(parent_id, "best_child", best.run_id)
-            client.set_tag(parent_id, "best_child_name", best.point.name)
-            client.log_metric(parent_id, "best.composite_cv", round(best.composite, 4))
-            for key in [f"{p}.{m}" for p in ("cv", "seed") for m in HEADLINE_METRICS]:
-                if key in best.metrics:
-                    client.log_metric(parent_id, f"best.{key}", best.metrics[key])
+            mlflow.set_tags({"best_child": best.run_id, "best_child_name": best.point.name})
+            mlflow.log_metric("best.composite_cv", round(best.composite, 4))
+            mlflow.log_metrics({f"best.{key}": best.metrics[key]
+                                for key in (f"{p}.{m}" for p in ("cv", "seed") for m in HEADLINE_METRICS)
+                                if key in best.metrics})
         failed = [o for o in outcomes if o.error]
-        client.set_tag(parent_id, "n_failed", str(len(failed)))
-        status = RunStatus.FAILED if failed or best is None else RunStatus.FINISHED
-        client.set_terminated(parent_id, RunStatus.to_string(status))
-    except BaseException:
-        client.set_terminated(parent_id, RunStatus.to_string(RunStatus.FAILED))
-        raise
-    return parent_id, outcomes, best
+        mlflow.set_tag("n_failed", str(len(failed)))
+        if failed or best is None:
+            mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
+    return parent.info.run_id, outcomes, best
+
+
+def _train_child(base: TrainConfig, point: Point, grid_name: str) -> ChildOutcome:
+    """One point of the grid in a nested run; a failure is recorded (run FAILED) and returned, not raised."""
+    with tempfile.TemporaryDirectory(prefix="sweep-model-") as models_dir:
+        overrides = point.overrides() | {"run_name": point.name, "models_dir": models_dir,
+                                         "tracking": {"register_model": False}}
+        config = load_config(overrides=_merge_base(base, overrides))
+        with start_run(config, nested=True, tags={"kind": "sweep", "sweep.grid": grid_name}) as run:
+            try:
+                result = train(config)
+                record_training(result, config, kind="sweep")
+            except Exception as exc:  # noqa: BLE001 - one failed point must not lose the others
+                log.exception("sweep point %s failed", point.name)
+                mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
+                return ChildOutcome(point, run.info.run_id, {}, error=f"{type(exc).__name__}: {exc}")
+    return ChildOutcome(point, run.info.run_id, result.metrics)
 
 
 def _merge_base(base: TrainConfig, overrides: dict) -> dict:
     """The base configuration as a dict with the point's settings on top (validated again by load_config)."""
-    from training.config import _merge
-
     data = base.model_dump(mode="python")
     return _merge(data, overrides)
 
@@ -215,9 +163,11 @@ def format_outcomes(outcomes: list[ChildOutcome], best: ChildOutcome | None) -> 
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    parser = argparse.ArgumentParser(description="Train a grid of settings as nested MLflow runs.")
+    parser = argparse.ArgumentParser(
+        prog=prog, description="Train a grid of settings as nested MLflow runs.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--grid", choices=sorted(GRIDS), default="full",
                         help="full: C x class_weight x long_text x clean (24 runs); small: C x class_weight at the "
                              "base long_text and clean (4 runs, for CI)")

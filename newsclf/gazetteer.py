@@ -1,7 +1,7 @@
 """Partner countries found in the text: a multilingual gazetteer, ranked by prominence.
 
 Names come from pycountry (English, French and Vietnamese translations of the ISO 3166 names); capitals,
-demonyms and short forms that pycountry lacks come from ``training/data/gazetteer.yaml``.
+demonyms and short forms that pycountry lacks come from ``newsclf/data/gazetteer.yaml``.
 """
 
 from __future__ import annotations

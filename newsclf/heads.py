@@ -1,4 +1,8 @@
-"""The classifiers on top of the embeddings: sector, topics, region. Fitted state ends in ``_``."""
+"""The classifiers on top of the article features: topics and region (sector is a plain logistic regression).
+
+They are scikit-learn estimators (settings in ``__init__``, fitted state ending in ``_``) so that a fitted model
+unpickles from the core alone; what to fit them on, and with which settings, is the trainer's business.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +14,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedKFold
 
-from training.config import LinearHeadConfig, RegionConfig, TopicsConfig
-
 MAX_ITER = 3000
+DEFAULT_THRESHOLDS = (0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7)
+DEFAULT_PARTNER_WEIGHTS = (0.0, 0.25, 0.5, 0.75)
 
 
-def linear_classifier(config: LinearHeadConfig) -> LogisticRegression:
-    return LogisticRegression(C=config.C, class_weight=config.class_weight, max_iter=MAX_ITER)
+def linear_classifier(C: float = 4.0, class_weight: str | None = "balanced") -> LogisticRegression:
+    return LogisticRegression(C=C, class_weight=class_weight, max_iter=MAX_ITER)
 
 
 def _inner_folds(y: np.ndarray, n_splits: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -29,13 +33,16 @@ def _inner_folds(y: np.ndarray, n_splits: int, seed: int) -> list[tuple[np.ndarr
 class TopicsHead(BaseEstimator, ClassifierMixin):
     """One logistic regression per topic; each topic's threshold is the one with the best out-of-fold F1."""
 
-    def __init__(self, config: TopicsConfig | None = None, inner_folds: int = 3, seed: int = 13) -> None:
-        self.config = config
+    def __init__(self, C: float = 4.0, class_weight: str | None = "balanced",
+                 threshold_grid: Sequence[float] = DEFAULT_THRESHOLDS, inner_folds: int = 3, seed: int = 13) -> None:
+        self.C = C
+        self.class_weight = class_weight
+        self.threshold_grid = threshold_grid
         self.inner_folds = inner_folds
         self.seed = seed
 
     def fit(self, X: np.ndarray, Y: np.ndarray) -> TopicsHead:
-        config = self.config or TopicsConfig()
+        grid = tuple(self.threshold_grid)
         Y = np.asarray(Y, dtype=int)
         self.models_: list[LogisticRegression | float] = []
         self.thresholds_ = np.full(Y.shape[1], 0.5)
@@ -46,11 +53,11 @@ class TopicsHead(BaseEstimator, ClassifierMixin):
                 continue
             oof = np.zeros(len(y))
             for train, test in _inner_folds(y, self.inner_folds, self.seed):
-                model = linear_classifier(config).fit(X[train], y[train])
+                model = linear_classifier(self.C, self.class_weight).fit(X[train], y[train])
                 oof[test] = model.predict_proba(X[test])[:, 1]
-            scores = [f1_score(y, oof >= th, zero_division=0) for th in config.threshold_grid]
-            self.thresholds_[t] = config.threshold_grid[int(np.argmax(scores))]
-            self.models_.append(linear_classifier(config).fit(X, y))
+            scores = [f1_score(y, oof >= th, zero_division=0) for th in grid]
+            self.thresholds_[t] = grid[int(np.argmax(scores))]
+            self.models_.append(linear_classifier(self.C, self.class_weight).fit(X, y))
         return self
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
@@ -75,33 +82,36 @@ def gazetteer_prior(regions: Sequence[str | None], classes: Sequence[str]) -> np
 class RegionHead(BaseEstimator, ClassifierMixin):
     """A region classifier whose probabilities can be mixed with the gazetteer's region.
 
-    The mixing weight is chosen by inner cross-validation among ``config.partner_weight_grid``; the
+    The mixing weight is chosen by inner cross-validation among ``partner_weight_grid``; the
     classifier alone (weight 0) is kept unless a mixture scores a better macro-F1.
     """
 
-    def __init__(self, config: RegionConfig | None = None, inner_folds: int = 3, seed: int = 13) -> None:
-        self.config = config
+    def __init__(self, C: float = 4.0, class_weight: str | None = "balanced",
+                 partner_weight_grid: Sequence[float] = DEFAULT_PARTNER_WEIGHTS, inner_folds: int = 3,
+                 seed: int = 13) -> None:
+        self.C = C
+        self.class_weight = class_weight
+        self.partner_weight_grid = partner_weight_grid
         self.inner_folds = inner_folds
         self.seed = seed
 
     def fit(self, X: np.ndarray, y: Sequence[str], gazetteer_regions: Sequence[str | None]) -> RegionHead:
-        config = self.config or RegionConfig()
         y = np.asarray(y)
         self.classes_ = np.unique(y)
         oof = np.zeros((len(y), len(self.classes_)))
         for train, test in _inner_folds(y, self.inner_folds, self.seed):
-            model = linear_classifier(config).fit(X[train], y[train])
+            model = linear_classifier(self.C, self.class_weight).fit(X[train], y[train])
             cols = np.searchsorted(self.classes_, model.classes_)
             oof[np.ix_(test, cols)] = model.predict_proba(X[test])
         prior = gazetteer_prior(gazetteer_regions, self.classes_)
         self.weight_scores_ = {
             w: f1_score(y, self.classes_[np.argmax(self._mix(oof, prior, w), axis=1)], average="macro")
-            for w in config.partner_weight_grid
+            for w in self.partner_weight_grid
         }
         best = max(self.weight_scores_.values())
         # Ties go to the smallest weight: the combination must earn its place.
         self.partner_weight_ = min(w for w, s in self.weight_scores_.items() if s >= best - 1e-12)
-        self.model_ = linear_classifier(config).fit(X, y)
+        self.model_ = linear_classifier(self.C, self.class_weight).fit(X, y)
         return self
 
     @staticmethod
@@ -115,21 +125,3 @@ class RegionHead(BaseEstimator, ClassifierMixin):
 
     def predict(self, X: np.ndarray, gazetteer_regions: Sequence[str | None]) -> np.ndarray:
         return self.classes_[np.argmax(self.predict_proba(X, gazetteer_regions), axis=1)]
-
-
-def choose_min_share(documents_ranked: Sequence[Sequence[tuple[str, float]]],
-                     gold: Sequence[Sequence[str]], grid: Sequence[float]) -> tuple[float, dict[float, float]]:
-    """The prominence share that maximises micro-F1 of partner sets on the given (training) articles."""
-    scores: dict[float, float] = {}
-    for share in grid:
-        tp = fp = fn = 0
-        for ranked, truth in zip(documents_ranked, gold, strict=True):
-            top = max((s for _, s in ranked), default=0.0)
-            predicted = {c for c, s in ranked if s >= share * top}
-            truth = set(truth)
-            tp += len(predicted & truth)
-            fp += len(predicted - truth)
-            fn += len(truth - predicted)
-        scores[share] = 2 * tp / max(2 * tp + fp + fn, 1)
-    best = max(scores.values())
-    return min(s for s, v in scores.items() if v >= best - 1e-12), scores

@@ -1,0 +1,94 @@
+"""A training as composable steps: load the data, embed it, evaluate honestly, fit the shipped model.
+
+``train(config)`` chains them and returns everything measured; it touches neither MLflow nor the models folder.
+Recording (``training.tracking``) and the commands (``train``, ``sweep``, ``baselines``) build on these steps.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from newsclf.embedding import Embedder
+from newsclf.predictor import Predictor, prepare_documents
+from training.config import TrainConfig
+from training.corpus import load_corpus
+from training.evaluation import Evaluation, cross_validate, real_text_check
+from training.fitting import fit_predictor
+from training.records import Article, corpus_files, dataset_hash
+from training.validate_corpus import CorpusInvalid, Problem
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """The validated corpus split as the protocol uses it, and its version."""
+
+    articles: list[Article]
+    written: list[Article]  # cross-validated, and the whole training set of the real-text check
+    seeds: list[Article]  # real seed-derived items: scored by the real-text check only
+    data_hash: str
+    counts: dict = field(default_factory=dict)
+
+
+@dataclass
+class TrainingResult:
+    data: TrainingData
+    predictor: Predictor  # fitted on every labelled article: the model that ships
+    cv: Evaluation
+    seed: Evaluation
+    timings: dict[str, float]
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        cv = {f"cv.{k}": v for k, v in self.cv.metrics.items()}
+        return cv | {f"seed.{k}": v for k, v in self.seed.metrics.items()}
+
+
+def load_training_data(config: TrainConfig) -> TrainingData:
+    articles = load_corpus(config.datasets)
+    written = [a for a in articles if a.source == "written"]
+    seeds = [a for a in articles if a.source != "written"]
+    if len(written) < config.cv.folds * 2:
+        raise CorpusInvalid([Problem("datasets", 0, "", "corpus", f"only {len(written)} written articles; "
+                                     f"{config.cv.folds}-fold cross-validation needs at least {2 * config.cv.folds}")])
+    counts = {
+        "n_articles": len(articles), "n_written": len(written), "n_seed_items": len(seeds),
+        "languages": dict(Counter(a.lang for a in articles)),
+    }
+    return TrainingData(articles, written, seeds, dataset_hash(corpus_files(config.datasets)), counts)
+
+
+def embed_corpus(embedder: Embedder, data: TrainingData, config: TrainConfig) -> dict[str, float]:
+    """Load the embedder and fill the cache for every article; returns the timings."""
+    t0 = time.perf_counter()
+    _ = embedder.model  # build (first time) and load the embedder before timing the embedding itself
+    timings = {"embedder_load_seconds": time.perf_counter() - t0}
+    t0 = time.perf_counter()
+    embedder.encode(prepare_documents(data.articles, clean=config.clean))
+    hits, misses = embedder.last_cache_stats
+    timings["embed_seconds"] = time.perf_counter() - t0
+    timings["embedded_new"] = float(misses)
+    timings["embedding_cache_hits"] = float(hits)
+    if misses:
+        timings["embedding_articles_per_second"] = misses / timings["embed_seconds"]
+    return timings
+
+
+def evaluate(data: TrainingData, embedder: Embedder, config: TrainConfig) -> tuple[Evaluation, Evaluation]:
+    """Grouped cross-validation on the written corpus, then the real-text check: never scored on training data."""
+    return cross_validate(data.written, embedder, config), real_text_check(data.written, data.seeds, embedder, config)
+
+
+def train(config: TrainConfig, *, embedder: Embedder | None = None) -> TrainingResult:
+    started = time.perf_counter()
+    data = load_training_data(config)
+    embedder = embedder or Embedder(config.embedder)
+    timings = embed_corpus(embedder, data, config)
+    t0 = time.perf_counter()
+    cv, seed = evaluate(data, embedder, config)
+    timings["evaluation_seconds"] = time.perf_counter() - t0
+    # The model we ship learns from every labelled article; its scores are the ones measured above.
+    final = fit_predictor(data.articles, embedder, config)
+    timings["total_seconds"] = time.perf_counter() - started
+    return TrainingResult(data, final, cv, seed, timings)
