@@ -13,6 +13,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("training.train", "train on the bundled corpus, record the run in MLflow, register the model"),
     "validate": ("training.validate_corpus", "check the labelled corpus against the taxonomy and print its counts"),
+    "agreement": ("training.agreement", "Cohen's kappa of the two independent annotations of the corpus sample"),
     "baselines": ("training.baselines", "score the TF-IDF, zero-shot and SetFit baselines on the pipeline's folds"),
     "sweep": ("training.sweep", "train a grid of settings as nested MLflow runs"),
     "promote": ("training.promote", "move the registry's champion alias to a version, or roll it back"),

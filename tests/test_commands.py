@@ -102,7 +102,7 @@ def test_classify_says_what_is_wrong_with_its_arguments(tmp_path, capsys):
 def small_datasets(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the datasets folder whose written part is 60 articles covering every label."""
     root = tmp_path_factory.mktemp("small") / "datasets"
-    shutil.copytree(DATASETS, root, ignore=shutil.ignore_patterns("written", "incoming"))
+    shutil.copytree(DATASETS, root, ignore=shutil.ignore_patterns("written"))
     (root / "written").mkdir()
     chosen = {a.id for a in covering_sample(load_corpus(), 60)}
     rows = [line for f in sorted((DATASETS / "written").glob("*.jsonl"))

@@ -142,3 +142,83 @@ def test_dataset_card_counts_match_the_command(capsys):
     start = card.index("<!-- counts:start -->") + len("<!-- counts:start -->")
     end = card.index("<!-- counts:end -->")
     assert card[start:end].strip() == printed
+
+
+def test_every_topic_has_evidence_inside_the_text(articles):
+    for a in articles:
+        assert set(a.evidence) == set(a.topics), a.id
+        for topic, spans in a.evidence.items():
+            assert spans, (a.id, topic)
+            for start, end in spans:
+                assert 0 <= start < end <= len(a.text), (a.id, topic)
+                assert a.text[start:end].strip(), (a.id, topic)
+
+
+def test_evidence_and_real_people_rules_are_enforced(tmp_path: Path, capsys):
+    root = tmp_path / "datasets"
+    shutil.copytree(DATASETS, root)
+    path = root / "written" / "w2_southeast_asia.jsonl"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    records = [json.loads(x) for x in lines]
+    with_topics = [i for i, r in enumerate(records) if len(r["topics"]) >= 2]
+    a, b, c = (records[i] for i in with_topics[:3])
+    a["evidence"].pop(a["topics"][0])                              # a topic without evidence
+    b["evidence"][b["topics"][0]] = [[0, len(b["text"]) + 5]]      # a span past the end of the text
+    c["evidence"]["terrorism" if "terrorism" not in c["topics"] else "drugs"] = [[0, 10]]  # evidence, no topic
+    real = (DATASETS / "real_people.txt").read_text(encoding="utf-8").splitlines()[-1]
+    records[0]["text"] += f" {real.upper()} a déclaré que la coopération était excellente."  # a real person
+    for i in (*with_topics[:3], 0):
+        lines[i] = json.dumps(records[i], ensure_ascii=False)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert validate_main(["--root", str(root)]) == 1
+    err = capsys.readouterr().err
+    assert f"[{a['id']}] evidence: topic {a['topics'][0]!r} has no evidence span" in err
+    assert f"[{b['id']}] evidence: {b['topics'][0]!r}: [0, {len(b['text']) + 5}] is not a [start, end] span" in err
+    assert f"[{c['id']}] evidence:" in err and "is not among the item's topics" in err
+    assert f"[{records[0]['id']}] text: names {real!r}, a real person" in err
+
+
+def test_agreement_table_of_the_card_is_the_commands(capsys):
+    from training.agreement import agreement_table, format_table
+
+    card = (DATASETS / "DATASET_CARD.md").read_text(encoding="utf-8")
+    start = card.index("<!-- agreement:start -->") + len("<!-- agreement:start -->")
+    end = card.index("<!-- agreement:end -->")
+    assert card[start:end].strip() == format_table(agreement_table())
+    sample = (DATASETS / "agreement" / "sample.jsonl").read_text().splitlines()
+    assert len(sample) >= 0.15 * len(load_corpus())  # at least 15% of the corpus was labelled twice
+
+
+@pytest.mark.slow
+def test_the_lead_alone_is_clearly_weaker_than_the_article(written):
+    """Shortcut check: a sector classifier that reads only the first 20 words of the body must score clearly
+    below one that reads the whole article; if it did not, the corpus would teach lead keywords, not the task."""
+    import re
+
+    import numpy as np
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import f1_score
+    from sklearn.pipeline import make_pipeline, make_union
+
+    from newsclf.cleaning import clean_text, prepare_document
+
+    def lead(a) -> str:
+        return " ".join(re.findall(r"\S+", clean_text(a.text, a.title))[:20])
+
+    y = np.array([a.sector for a in written])
+    folds = grouped_folds(written, 5, 13)
+    scores = {}
+    for name, docs in (("full", [prepare_document(a.text, a.title) for a in written]),
+                       ("lead", [lead(a) for a in written])):
+        predicted = np.empty(len(y), dtype=object)
+        for train, test in folds:
+            model = make_pipeline(
+                make_union(TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
+                           TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True)),
+                LogisticRegression(C=10, max_iter=3000, class_weight="balanced"))
+            model.fit([docs[i] for i in train], y[train])
+            predicted[test] = model.predict([docs[i] for i in test])
+        scores[name] = f1_score(y, predicted, average="macro")
+    print(f"sector macro-F1, grouped 5-fold CV: full text {scores['full']:.3f}, first 20 words {scores['lead']:.3f}")
+    assert scores["lead"] <= scores["full"] - 0.10, scores

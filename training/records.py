@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from training.paths import DATASETS
@@ -27,6 +27,8 @@ class Article:
     source: str
     group: str
     hard_cases: tuple[str, ...] = ()
+    # topic -> character spans of ``text`` that state the cooperation in that area
+    evidence: dict[str, tuple[tuple[int, int], ...]] = field(default_factory=dict)
     file: str = ""
     line: int = 0
 
@@ -36,7 +38,10 @@ class Article:
             id=record["id"], lang=record["lang"], title=record["title"], text=record["text"],
             sector=record["sector"], topics=tuple(record["topics"]), region=record["region"],
             partners=tuple(record["partners"]), source=record["source"], group=record["group"],
-            hard_cases=tuple(record.get("hard_cases") or ()), file=file, line=line,
+            hard_cases=tuple(record.get("hard_cases") or ()),
+            evidence={topic: tuple((int(start), int(end)) for start, end in spans)
+                      for topic, spans in (record.get("evidence") or {}).items()},
+            file=file, line=line,
         )
 
 
