@@ -80,6 +80,7 @@ def result_record(rid: str, prediction: Prediction) -> dict:
     return {
         "id": rid, "sector": prediction.sector.label, "sector_confidence": prediction.sector.confidence,
         "topics": [t for t, _ in prediction.topics], "topic_scores": dict(prediction.topics),
+        "topic_evidence": {t: [[e.start, e.end] for e in spans] for t, spans in prediction.topic_evidence.items()},
         "region": prediction.region.label, "region_confidence": prediction.region.confidence,
         "partners": prediction.partners, "language": prediction.language, "warnings": prediction.warnings,
     }

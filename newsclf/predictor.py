@@ -1,8 +1,10 @@
 """The one path from article text to labels, used by evaluation, the CLI, the API, the pyfunc and batch scoring.
 
-``prepare_documents`` says what the model reads; ``assemble_predictions`` turns head scores into labels (the
-thresholds, the gazetteer's partners and region, the rules for domestic news, the warnings); ``Predictor``
-puts the embedder in front of both. Baselines with other features reuse the same two functions.
+``prepare_documents`` says what the model reads; ``read_sentences`` cuts the article's sentences (the candidates
+for topic evidence) out of the text the client sent; ``features`` computes the views the heads read;
+``assemble_predictions`` turns head scores into labels (the thresholds, the gazetteer's partners and region, the
+rules for domestic news, the evidence, the warnings). ``Predictor`` chains them. Baselines with other features
+reuse ``assemble_predictions``.
 """
 
 from __future__ import annotations
@@ -12,17 +14,19 @@ from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import FeatureUnion
 
-from newsclf.cleaning import prepare_document
+from newsclf.cleaning import normalise_line, prepare_document
 from newsclf.embedding import Embedder
-from newsclf.gazetteer import rank_partners
-from newsclf.heads import RegionHead, TopicsHead
+from newsclf.gazetteer import prior_region, rank_partners
+from newsclf.heads import Features, RegionHead, SentenceTopics, TopicsHead, ViewBlend
 from newsclf.language import detect_language
+from newsclf.sentences import Span, article_sentences
 from newsclf.taxonomy import taxonomy
 
 LOW_CONFIDENCE = 0.5
 SERVICE_LANGUAGES = ("fr", "en", "vi")
+NO_PARTNERS = float("inf")  # a partner share no country reaches: the head lists none
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,15 @@ class LabelScores:
 
 
 @dataclass(frozen=True)
+class Evidence:
+    """A sentence of the article's ``text`` (character offsets) and how strongly it states the topic."""
+
+    start: int
+    end: int
+    score: float
+
+
+@dataclass(frozen=True)
 class Prediction:
     sector: LabelScores
     topics: list[tuple[str, float]]  # past their thresholds, best first
@@ -54,6 +67,7 @@ class Prediction:
     partners: list[str]  # ISO alpha-2, most prominent first
     language: str
     warnings: list[str] = field(default_factory=list)
+    topic_evidence: dict[str, list[Evidence]] = field(default_factory=dict)  # for the predicted topics
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -63,12 +77,25 @@ class Prediction:
 class Heads:
     """Everything fitted, apart from the embedder."""
 
-    sector: LogisticRegression
+    sector: ViewBlend
     topics: TopicsHead
     region: RegionHead
     partner_min_share: float
     topic_labels: tuple[str, ...]
     selection_scores: dict = field(default_factory=dict)  # inner-CV scores behind the chosen settings
+    views: tuple[str, ...] = ("embedding",)
+    lexical: FeatureUnion | None = None  # the fitted TF-IDF of the lexical view
+    sentences: SentenceTopics | None = None  # the sentence-level topic model
+    # Partner share in stories the region head reads as multilateral (participants are not partners there).
+    partner_min_share_multilateral: float | None = None
+
+
+@dataclass(frozen=True)
+class ArticleSentences:
+    """An article's candidate evidence sentences: spans of its text and what the sentence model reads."""
+
+    spans: list[Span]
+    texts: list[str]
 
 
 def _as_input(article: str | HasText) -> ArticleInput:
@@ -83,22 +110,39 @@ def prepare_documents(articles: Sequence[str | HasText], *, clean: bool = True) 
     return [prepare_document(a.text, a.title, clean=clean) for a in inputs]
 
 
-def main_region(ranked: Sequence[tuple[str, float]]) -> str | None:
-    """The region of the gazetteer's most prominent country."""
-    return taxonomy().region_of_country(ranked[0][0]) if ranked else None
+def read_sentences(articles: Sequence[str | HasText]) -> list[ArticleSentences]:
+    out = []
+    for article in map(_as_input, articles):
+        spans = article_sentences(article.text)
+        out.append(ArticleSentences(spans, [normalise_line(article.text[s.start:s.end]) for s in spans]))
+    return out
 
 
-def assemble_predictions(heads: Heads, documents: Sequence[str], X,
+def features(heads: Heads, documents: Sequence[str], embedder: Embedder | None) -> Features:
+    """The views the heads read, computed once per batch."""
+    embedding = embedder.encode(documents) if "embedding" in heads.views and embedder is not None else None
+    lexical = heads.lexical.transform(documents) if heads.lexical is not None else None
+    return Features(embedding=embedding, lexical=lexical)
+
+
+def assemble_predictions(heads: Heads, documents: Sequence[str], F: Features,
+                         sentences: Sequence[ArticleSentences] | None = None,
                          input_warnings: Callable[[str], list[str]] | None = None) -> list[Prediction]:
-    """Labels, scores and warnings from the heads applied to features ``X`` of ``documents``.
+    """Labels, scores, evidence and warnings from the heads applied to features ``F`` of ``documents``.
 
-    ``input_warnings(document)`` adds what only the feature extractor knows (e.g. that it truncated the text).
+    ``sentences``: the articles' sentences, for the sentence-level topic model and the evidence (None: no
+    evidence). ``input_warnings(document)`` adds what only the feature extractor knows (e.g. truncation).
     """
-    h = heads
-    sector_p = h.sector.predict_proba(X)
-    topic_p = h.topics.predict_proba(X)
-    ranked = [rank_partners(d, min_share=h.partner_min_share) for d in documents]
-    region_p = h.region.predict_proba(X, [main_region(r) for r in ranked])
+    h, tax = heads, taxonomy()
+    sentence_scores = best_sentence = None
+    if h.sentences is not None and sentences is not None:
+        sentence_scores, best_sentence = h.sentences.best([s.texts for s in sentences])
+    sector_p = h.sector.predict_proba(F)
+    topic_p = h.topics.predict_proba(F, sentence_scores)
+    ranked = [rank_partners(d, min_share=0.0) for d in documents]
+    region_of = {code: tax.region_of_country(code) for r in ranked for code, _ in r}
+    region_p = h.region.predict_proba(F, [prior_region(d, r, region_of) for d, r in zip(documents, ranked,
+                                                                                         strict=True)])
     out = []
     for i, document in enumerate(documents):
         sector = _label_scores(h.sector.classes_, sector_p[i])
@@ -108,11 +152,23 @@ def assemble_predictions(heads: Heads, documents: Sequence[str], X,
             for t, p, th in zip(h.topic_labels, topic_p[i], h.topics.thresholds_, strict=True)
             if p >= th
         ]
-        partners = [code for code, _ in ranked[i]]
+        share = h.partner_min_share
+        if region.label == "multilateral" and h.partner_min_share_multilateral is not None:
+            share = h.partner_min_share_multilateral
+        top = max((s for _, s in ranked[i]), default=0.0)
+        partners = [code for code, s in ranked[i] if s >= share * top][:5] if share != NO_PARTNERS else []
+        evidence: dict[str, list[Evidence]] = {}
+        if best_sentence is not None:
+            for t, _ in topics:
+                j = h.topic_labels.index(t)
+                k = int(best_sentence[i, j])
+                if k >= 0:
+                    span = sentences[i].spans[k]
+                    evidence[t] = [Evidence(span.start, span.end, round(float(sentence_scores[i, j]), 4))]
         if sector.label == "none":
             # Domestic news has no partner by definition: keep the answer self-consistent. The region's
             # confidence stays the region head's own score for "none", so a disagreement shows as a warning.
-            topics, partners = [], []
+            topics, partners, evidence = [], [], {}
             region = LabelScores("none", region.scores.get("none", 0.0), region.scores)
         language = detect_language(document)
         warnings = _label_warnings(document, sector, region, language)
@@ -126,6 +182,7 @@ def assemble_predictions(heads: Heads, documents: Sequence[str], X,
             partners=partners,
             language=language,
             warnings=warnings,
+            topic_evidence=evidence,
         ))
     return out
 
@@ -152,7 +209,8 @@ def _label_scores(classes: np.ndarray, proba: np.ndarray) -> LabelScores:
 
 
 class Predictor:
-    """Cleaning, embedding, the heads and the gazetteer behind one ``predict``."""
+    """Cleaning, the views (embedding, TF-IDF), the heads, the sentence model and the gazetteer behind one
+    ``predict``."""
 
     def __init__(self, embedder: Embedder, heads: Heads, *, clean: bool = True) -> None:
         self.embedder = embedder
@@ -164,9 +222,13 @@ class Predictor:
 
     def predict(self, articles: Sequence[str | HasText]) -> list[Prediction]:
         documents = self.documents(articles)
-        return assemble_predictions(self.heads, documents, self.embedder.encode(documents), self._input_warnings)
+        F = features(self.heads, documents, self.embedder)
+        sentences = read_sentences(articles) if self.heads.sentences is not None else None
+        return assemble_predictions(self.heads, documents, F, sentences, self._input_warnings)
 
     def _input_warnings(self, document: str) -> list[str]:
+        if "embedding" not in self.heads.views:
+            return []
         cfg = self.embedder.config
         limit = cfg.window_tokens * cfg.max_windows if cfg.long_text == "windows" else self.embedder.max_tokens
         tokens = self.embedder.count_tokens(document)

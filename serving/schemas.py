@@ -108,9 +108,19 @@ class LabelScores(BaseModel):
     scores: dict[str, float] = Field(description="Probability of every label")
 
 
+class EvidenceSpan(BaseModel):
+    start: int = Field(description="Offset of the sentence's first character in the `text` that was sent")
+    end: int = Field(description="Offset just past its last character: `text[start:end]` is the sentence")
+    score: float = Field(description="How strongly the sentence states cooperation in this area (0-1)")
+
+
 class TopicScore(BaseModel):
     label: str
     confidence: float
+    evidence: list[EvidenceSpan] = Field(
+        default_factory=list,
+        description="The article's sentence that best states cooperation in this area, as offsets into `text` "
+                    "(empty when the model has no sentence-level topic model)")
 
 
 class Partner(BaseModel):
@@ -136,24 +146,120 @@ class Classification(BaseModel):
     warnings: list[str] = Field(description="Reasons to doubt the labels (low confidence, truncated text, ...)")
 
 
-# A real answer of the service (model newsclf v6) to the example article above.
+# A real answer of the service (newsclf v1 of a cold training with the defaults, 2026-11-30) to the example above.
 _EXAMPLE_RESULT = {
-    "sector": {"label": "security", "confidence": 0.6039, "scores": {
-        "culture_society": 0.0399, "defense": 0.0346, "diplomacy": 0.0923, "economy": 0.0396, "none": 0.1237,
-        "science_technology": 0.066, "security": 0.6039}},
-    "topics": [{"label": "information_sharing", "confidence": 0.8347}, {"label": "fugitives", "confidence": 0.6863},
-               {"label": "human_trafficking", "confidence": 0.6684}, {"label": "fraud_gambling", "confidence": 0.6599},
-               {"label": "cybercrime", "confidence": 0.6488}, {"label": "drugs", "confidence": 0.5576}],
-    "topic_scores": {"terrorism": 0.4017, "cybercrime": 0.6488, "drugs": 0.5576, "human_trafficking": 0.6684,
-                     "illegal_migration": 0.5381, "fraud_gambling": 0.6599, "fugitives": 0.6863,
-                     "capacity_building": 0.4222, "information_sharing": 0.8347, "protection": 0.464},
-    "region": {"label": "southeast_asia", "confidence": 0.4086, "scores": {
-        "africa": 0.0592, "americas": 0.0475, "east_asia": 0.0671, "europe": 0.0651, "middle_east": 0.066,
-        "multilateral": 0.1294, "none": 0.0617, "oceania": 0.0259, "south_asia": 0.0697, "southeast_asia": 0.4086}},
-    "partners": [{"code": "KH", "name": "Cambodia", "region": "southeast_asia"}],
+    "sector": {
+        "label": "security",
+        "confidence": 0.9999,
+        "scores": {
+            "culture_society": 0.0,
+            "defense": 0.0,
+            "diplomacy": 0.0,
+            "economy": 0.0,
+            "none": 0.0001,
+            "science_technology": 0.0,
+            "security": 0.9999
+        }
+    },
+    "topics": [
+        {
+            "label": "human_trafficking",
+            "confidence": 0.9635,
+            "evidence": [
+                {
+                    "start": 0,
+                    "end": 382,
+                    "score": 0.8687
+                }
+            ]
+        },
+        {
+            "label": "information_sharing",
+            "confidence": 0.8587,
+            "evidence": [
+                {
+                    "start": 384,
+                    "end": 704,
+                    "score": 0.8122
+                }
+            ]
+        },
+        {
+            "label": "fugitives",
+            "confidence": 0.8448,
+            "evidence": [
+                {
+                    "start": 870,
+                    "end": 1032,
+                    "score": 0.8035
+                }
+            ]
+        },
+        {
+            "label": "fraud_gambling",
+            "confidence": 0.8384,
+            "evidence": [
+                {
+                    "start": 384,
+                    "end": 704,
+                    "score": 0.413
+                }
+            ]
+        },
+        {
+            "label": "drugs",
+            "confidence": 0.6671,
+            "evidence": [
+                {
+                    "start": 0,
+                    "end": 382,
+                    "score": 0.5709
+                }
+            ]
+        }
+    ],
+    "topic_scores": {
+        "terrorism": 0.0065,
+        "cybercrime": 0.1319,
+        "drugs": 0.6671,
+        "human_trafficking": 0.9635,
+        "illegal_migration": 0.2073,
+        "fraud_gambling": 0.8384,
+        "fugitives": 0.8448,
+        "capacity_building": 0.1285,
+        "information_sharing": 0.8587,
+        "protection": 0.198
+    },
+    "region": {
+        "label": "southeast_asia",
+        "confidence": 1.0,
+        "scores": {
+            "africa": 0.0,
+            "americas": 0.0,
+            "east_asia": 0.0,
+            "europe": 0.0,
+            "middle_east": 0.0,
+            "multilateral": 0.0,
+            "none": 0.0,
+            "oceania": 0.0,
+            "south_asia": 0.0,
+            "southeast_asia": 1.0
+        }
+    },
+    "partners": [
+        {
+            "code": "KH",
+            "name": "Cambodia",
+            "region": "southeast_asia"
+        }
+    ],
     "language": "fr",
-    "model": {"name": "newsclf", "version": "6", "run_id": "64d31e9bce6c4f139b01230cabf66094"},
-    "warnings": ["low confidence: region southeast_asia at 0.41"],
+    "model": {
+        "name": "newsclf",
+        "version": "1",
+        "run_id": "f76ca7e1f3624da1859f1edbea3ff7b0"
+    },
+    "warnings": []
 }
 
 
@@ -207,6 +313,9 @@ class ModelInfo(ModelRef):
                                       "on the written corpus; seed.*: real seed-derived items)")
     dataset_hash: str | None = None
     registry: dict | None = Field(None, description="Registry outcome recorded at training")
+    features: list[str] = Field(description="What the heads read: `embedding`, `lexical` (word and character "
+                                "TF-IDF) or both")
+    topic_evidence: bool = Field(description="Whether predicted topics come with their evidence sentence")
 
 
 # --- errors -------------------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
 
@@ -119,7 +119,9 @@ def to_result(prediction: Prediction, ref: ModelRef) -> dict:
         "sector": {"label": prediction.sector.label, "confidence": prediction.sector.confidence,
                    "scores": prediction.sector.scores},
         # Rounded like topic_scores, so the two never disagree in the last digits.
-        "topics": [{"label": t, "confidence": round(p, 4)} for t, p in prediction.topics],
+        "topics": [{"label": t, "confidence": round(p, 4),
+                    "evidence": [asdict(e) for e in prediction.topic_evidence.get(t, [])]}
+                   for t, p in prediction.topics],
         "topic_scores": prediction.topic_scores,
         "region": {"label": prediction.region.label, "confidence": prediction.region.confidence,
                    "scores": prediction.region.scores},
@@ -218,4 +220,5 @@ class Service:
             labels=manifest.labels.model_dump(), topic_thresholds=manifest.topic_thresholds,
             metrics=manifest.metrics, dataset_hash=manifest.dataset_hash,
             registry=manifest.registry.model_dump() if manifest.registry else None,
+            features=manifest.features, topic_evidence=manifest.topic_evidence,
         )

@@ -17,11 +17,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from newsclf.embedding import Embedder  # noqa: E402
 from newsclf.model_format import load_model, save_model  # noqa: E402
-from newsclf.predictor import Predictor, prepare_documents  # noqa: E402
+from newsclf.predictor import Predictor  # noqa: E402
 from newsclf.taxonomy import taxonomy  # noqa: E402
 from training.config import TrainConfig, load_config  # noqa: E402
 from training.corpus import load_corpus  # noqa: E402
-from training.fitting import fit_heads  # noqa: E402
+from training.fitting import fit_predictor  # noqa: E402
 from training.records import Article  # noqa: E402
 from training.train import run_training  # noqa: E402
 
@@ -101,14 +101,12 @@ def covering_sample(articles: list[Article], n: int, per_label: int = 3) -> list
 
 @pytest.fixture(scope="session")
 def small_model_dir(embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real model, small and quick: the pipeline's heads fitted on 60 articles' (cached) embeddings.
+    """A real model, small and quick: the default pipeline (both views, the sentence model) fitted on 60 articles.
 
     Tests of the service's code use it, so they need no full training; the full model's behaviour is tested
     apart (test_model_behaviour.py) and served once (test_api.py, the registered champion).
     """
     config = load_config(overrides={"cv": {"inner_folds": 2}})
     articles = covering_sample(load_corpus(), SMALL_MODEL_ARTICLES)
-    documents = prepare_documents(articles, clean=config.clean)
-    heads = fit_heads(embedder.encode(documents), articles, documents, config)
-    return save_model(Predictor(embedder, heads, clean=config.clean), tmp_path_factory.mktemp("small-model"),
+    return save_model(fit_predictor(articles, embedder, config), tmp_path_factory.mktemp("small-model"),
                       dataset_hash="small-test-model", counts={"n_articles": len(articles)})

@@ -339,11 +339,28 @@ def test_classify_returns_the_contract(client):
     assert confidences == sorted(confidences, reverse=True)
     for topic in result["topics"]:
         assert topic["confidence"] == result["topic_scores"][topic["label"]]
+        assert set(topic) == {"label", "confidence", "evidence"}
+
     assert result["language"] == "fr"
     assert set(result["model"]) == {"name", "version", "run_id"}
     for p in result["partners"]:
         assert set(p) == {"code", "name", "region"}
     assert response.headers["x-request-id"]
+
+
+@pytest.mark.slow
+def test_topics_come_with_their_evidence_sentence_in_the_text_sent(client):
+    text = EXAMPLE_TEXT + "\n\nVoir plus\n\nLe tourisme reprend au Japon grâce aux vols directs vers Osaka."
+    result = client.post("/v1/classify", json={"text": text, "title": EXAMPLE_TITLE}).json()
+    assert result["topics"], result
+    for topic in result["topics"]:
+        assert len(topic["evidence"]) == 1, topic
+        span = topic["evidence"][0]
+        sentence = text[span["start"]:span["end"]]
+        assert 20 <= len(sentence) and sentence == sentence.strip()
+        assert span["end"] <= text.index("Voir plus")  # never a teaser
+        assert 0.0 <= span["score"] <= 1.0
+    assert client.get("/v1/model").json()["topic_evidence"] is True
 
 
 @pytest.mark.slow
@@ -366,6 +383,8 @@ def test_the_result_is_the_predictors(client, small_predictor):
     assert got["region"]["scores"] == expected.region.scores
     assert got["topic_scores"] == expected.topic_scores
     assert [t["label"] for t in got["topics"]] == [t for t, _ in expected.topics]
+    assert {t["label"]: [(e["start"], e["end"]) for e in t["evidence"]] for t in got["topics"]} == {
+        t: [(e.start, e.end) for e in spans] for t, spans in expected.topic_evidence.items()}
     assert [p["code"] for p in got["partners"]] == expected.partners
     assert got["language"] == expected.language
     assert got["warnings"] == expected.warnings

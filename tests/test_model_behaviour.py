@@ -108,3 +108,45 @@ def test_domestic_crime_news_is_sector_none(predictor: Predictor):
     assert prediction.sector.label == "none"
     assert prediction.region.label == "none"
     assert prediction.topics == [] and prediction.partners == []
+
+
+def test_a_regional_police_chiefs_meeting_is_multilateral(predictor: Predictor):
+    meeting = ArticleInput(
+        title="Les chefs de police de l'ASEAN renforcent la lutte commune contre la criminalité transnationale",
+        text=(
+            "Bangkok, 12 novembre (VNA) – La conférence annuelle des chefs de police de l'ASEAN (ASEANAPOL) s'est "
+            "tenue du 10 au 12 novembre à Bangkok, en présence des délégations de la Thaïlande, du Cambodge, du "
+            "Laos, de la Malaisie, de l'Indonésie, des Philippines, de Singapour, du Brunei, du Myanmar et du "
+            "Vietnam, ainsi que d'observateurs d'Interpol.\n\n"
+            "Les polices membres ont adopté un communiqué conjoint dans lequel elles s'engagent à intensifier "
+            "l'échange d'informations sur les réseaux de trafic de drogue et de traite des êtres humains, et à "
+            "mettre à jour plus souvent la base de données électronique commune de l'ASEANAPOL.\n\n"
+            "La délégation vietnamienne, conduite par un vice-ministre de la Sécurité publique, a proposé la "
+            "création d'un groupe de travail sur les escroqueries en ligne organisées depuis l'étranger. – VNA"
+        ),
+    )
+    prediction = predictor.predict([meeting])[0]
+    assert prediction.sector.label == "security"
+    assert prediction.region.label == "multilateral", prediction.region
+
+
+def test_a_threat_named_in_passing_is_not_a_topic_but_the_cooperation_is(predictor: Predictor):
+    speech = ArticleInput(
+        title="Vietnam and Cambodia step up joint work against drug trafficking on their border",
+        text=(
+            "Phnom Penh, March 3 (VNA) - Vietnam's Ministry of Public Security and Cambodia's Ministry of Interior "
+            "held talks in Phnom Penh on Tuesday on fighting drug trafficking along their shared border.\n\n"
+            "Opening the session, the Cambodian minister noted that the region as a whole still faces many "
+            "non-traditional security challenges, from climate change to epidemics.\n\n"
+            "The two sides agreed to set up joint checkpoints at three border gates, to carry out coordinated "
+            "operations against drug rings moving methamphetamine and heroin across the border, and to hand over "
+            "the suspects they arrest. - VNA"
+        ),
+    )
+    prediction = predictor.predict([speech])[0]
+    topics = {t for t, _ in prediction.topics}
+    assert prediction.sector.label == "security"
+    assert "drugs" in topics
+    assert "terrorism" not in topics and "cybercrime" not in topics
+    evidence = prediction.topic_evidence["drugs"][0]
+    assert "drug" in speech.text[evidence.start:evidence.end]

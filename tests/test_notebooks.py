@@ -32,7 +32,10 @@ def test_notebook_is_stored_without_outputs(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_executes(path: Path) -> None:
+def test_notebook_executes(path: Path, trained_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Notebook 02 analyses the model this session trained instead of training one of its own (the kernel
+    # inherits the environment).
+    monkeypatch.setenv("NEWSCLF_NOTEBOOK_MODELS_DIR", str(trained_model_dir.parent))
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=1800, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})

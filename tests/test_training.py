@@ -37,11 +37,17 @@ def test_the_run_records_params_data_version_metrics_reports_and_model(training_
                 "n_written", "chosen.region_partner_weight"):
         assert key in params, key
     for key in ("cv.sector.macro_f1", "cv.topics.micro_f1", "cv.topics.f1.drugs", "cv.region.f1.europe",
-                "seed.sector.macro_f1", "cv.sector.recall.security", "timing.embed_seconds"):
+                "seed.sector.macro_f1", "cv.sector.recall.security", "timing.embed_seconds",
+                "cv.sector.ece", "cv.region.ece", "cv.topics.ece", "cv.lang.en.sector.macro_f1",
+                "cv.lang.vi.topics.micro_f1"):
         assert key in metrics, key
+    for key in ("features", "calibrate", "topics.sentence_model", "chosen.sector_embedding_weight",
+                "chosen.sector_temperature", "chosen.topic_sentence_weights"):
+        assert key in params, key
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "reports")}
     assert "reports/cv_confusion_sector.png" in artifacts
     assert "reports/cv_misclassified.csv" in artifacts
+    assert "reports/cv_reliability.png" in artifacts
     name = train_config.tracking.registered_model
     champion = client.get_model_version_by_alias(name, "champion")
     assert champion.run_id == training_record.run_id
@@ -95,7 +101,8 @@ def test_second_training_reuses_the_cache_and_both_runs_are_comparable(training_
 
 @pytest.mark.parametrize("damage, expected", [
     (lambda m: m.write_text(m.read_text()[:200]), "is not valid JSON"),
-    (lambda m: m.write_text(m.read_text().replace('"format_version": 2', '"format_version": 1')), "retrain"),
+    (lambda m: m.write_text(m.read_text().replace(f'"format_version": {FORMAT_VERSION}', '"format_version": 2')),
+     "retrain"),
     (lambda m: m.write_text(json.dumps({k: v for k, v in json.loads(m.read_text()).items()
                                         if k != "format_version"})), "format 1"),
     (lambda m: m.write_text(m.read_text().replace('"clean"', '"klean"')), "not a valid manifest"),

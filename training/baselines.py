@@ -41,10 +41,11 @@ from typing import Protocol
 
 import mlflow
 import numpy as np
-from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import FeatureUnion
 
 from newsclf.embedding import Embedder, EmbedderUnavailable, resolve_model_path
+from newsclf.heads import Features
+from newsclf.lexical import lexical_vectorizer
 from newsclf.predictor import Heads, Prediction, assemble_predictions, prepare_documents
 from newsclf.taxonomy import taxonomy
 from training.config import ConfigError, TrainConfig, load_config
@@ -101,11 +102,7 @@ def evaluate(make: Callable[[], Baseline], split: Split, config: TrainConfig) ->
 
 # --- (a) TF-IDF + logistic regression -----------------------------------------------------------------------
 def tfidf_features() -> FeatureUnion:
-    return FeatureUnion([
-        ("word", TfidfVectorizer(analyzer="word", ngram_range=(1, 2), min_df=2, sublinear_tf=True)),
-        ("char", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True,
-                                 max_features=200_000)),
-    ])
+    return lexical_vectorizer()  # the pipeline's own lexical view
 
 
 class TfidfBaseline:
@@ -114,23 +111,22 @@ class TfidfBaseline:
         self.C = C
 
     def fit(self, articles: Sequence[Article]) -> TfidfBaseline:
-        update = {head: getattr(self.config, head).model_copy(update={"C": self.C})
-                  for head in ("sector", "topics", "region")}
-        heads_config = self.config.model_copy(update=update)
+        # The pipeline's heads on the lexical view alone, as first measured: no calibration, no sentence model.
+        update = {head: getattr(self.config, head).model_copy(update={"C_lexical": self.C})
+                  for head in ("sector", "region")}
+        update["topics"] = self.config.topics.model_copy(update={"C_lexical": self.C, "sentence_model": False})
+        heads_config = self.config.model_copy(update=update | {"features": "lexical", "calibrate": False})
         documents = prepare_documents(articles, clean=self.config.clean)
         self.vectorizer_ = tfidf_features()
         X = self.vectorizer_.fit_transform(documents)
-        self.heads_ = fit_heads(X, articles, documents, heads_config)
+        self.heads_ = fit_heads(Features(lexical=X), articles, documents, heads_config)
         return self
 
     def predict(self, articles: Sequence[Article]) -> list[Prediction]:
         documents = prepare_documents(articles, clean=self.config.clean)
-        X = self.vectorizer_.transform(documents)
-        if any(isinstance(m, float) for m in self.heads_.topics.models_):
-            X = X.toarray()  # a topic absent from the training fold: TopicsHead then needs len(X)
         # The pipeline's own assembly (thresholds, region mixing, partners, the rules for domestic news): a
         # baseline differs from the pipeline in its features and nothing else.
-        return assemble_predictions(self.heads_, documents, X)
+        return assemble_predictions(self.heads_, documents, Features(lexical=self.vectorizer_.transform(documents)))
 
 
 # --- (b) zero-shot by label definitions ---------------------------------------------------------------------
@@ -154,8 +150,8 @@ class _SimilarityHead:
         self.classes_ = np.array(labels)
         self.prototypes = prototypes
 
-    def predict_proba(self, X: np.ndarray, gazetteer_regions: Sequence[str | None] | None = None) -> np.ndarray:
-        return X @ self.prototypes.T
+    def predict_proba(self, F: Features, gazetteer_regions: Sequence[str | None] | None = None) -> np.ndarray:
+        return F.embedding @ self.prototypes.T
 
 
 class _TopicMarginHead:
@@ -165,8 +161,8 @@ class _TopicMarginHead:
         self.prototypes = prototypes
         self.thresholds_ = np.full(len(prototypes), margin)
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        sims = X @ self.prototypes.T
+    def predict_proba(self, F: Features, sentence_scores: np.ndarray | None = None) -> np.ndarray:
+        sims = F.embedding @ self.prototypes.T
         return sims - sims.mean(axis=1, keepdims=True)
 
 
@@ -194,7 +190,7 @@ class ZeroShotBaseline:
 
     def predict(self, articles: Sequence[Article]) -> list[Prediction]:
         documents = prepare_documents(articles, clean=self.clean)
-        return assemble_predictions(self.heads_, documents, self.embedder.encode(documents))
+        return assemble_predictions(self.heads_, documents, Features(embedding=self.embedder.encode(documents)))
 
 
 # --- (d) SetFit-style contrastive fine-tuning: is it affordable here? ----------------------------------------
@@ -288,7 +284,7 @@ def run_tfidf(config: TrainConfig, split: Split, C: float) -> tuple[str, list[Ev
     cv, seed = evaluate(lambda: TfidfBaseline(config, C), split, config)
     run_id = log_run(config, "tfidf", split=split, evaluations=[cv, seed],
                      params={"features": "tfidf word 1-2 + char_wb 2-5 (min_df 2, sublinear tf)",
-                             "heads": "newsclf.predictor.fit_heads", "C": C,
+                             "heads": "training.fitting.fit_heads (lexical view)", "C": C,
                              "class_weight": config.sector.class_weight},
                      tags={}, metrics={"timing.total_seconds": time.perf_counter() - started})
     return run_id, [cv, seed]

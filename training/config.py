@@ -19,13 +19,18 @@ class _Strict(BaseModel):
 
 
 class LinearHeadConfig(_Strict):
-    C: float = Field(4.0, gt=0)
+    C: float = Field(4.0, gt=0)  # of the embedding view
+    # TF-IDF vectors are sparse and many: less regularisation than the dense embeddings.
+    C_lexical: float = Field(10.0, gt=0)
     class_weight: Literal["balanced"] | None = "balanced"
 
 
 class TopicsConfig(LinearHeadConfig):
     # Candidate decision thresholds; each topic gets the one with the best cross-validated F1.
     threshold_grid: tuple[float, ...] = DEFAULT_THRESHOLDS
+    # A sentence-level model trained on the evidence sentences, mixed into each topic's score by inner CV.
+    sentence_model: bool = True
+    sentence_C: float = Field(4.0, gt=0)
 
 
 class RegionConfig(LinearHeadConfig):
@@ -62,6 +67,10 @@ class TrainConfig(_Strict):
     datasets: Path = DATASETS
     models_dir: Path = MODELS
     clean: bool = True
+    # What the heads read: the sentence embedding, the word and character TF-IDF, or both blended by inner CV.
+    features: Literal["embedding", "lexical", "hybrid"] = "hybrid"
+    # Temperature-scale every head's probabilities on inner out-of-fold scores (confidence that means what it says).
+    calibrate: bool = True
     embedder: EmbedderConfig = EmbedderConfig(cache_dir=CACHE)
     sector: LinearHeadConfig = LinearHeadConfig()
     topics: TopicsConfig = TopicsConfig()

@@ -77,7 +77,39 @@ def _per_class(prefix: str, gold: list[str], pred: list[str], labels: Sequence[s
     return out
 
 
-def score(articles: Sequence[Article], predictions: Sequence[Prediction]) -> dict[str, float]:
+ECE_BINS = 10
+SCORED_LANGUAGES = ("fr", "en", "vi")
+
+
+def reliability(confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS) -> tuple[float, list[tuple]]:
+    """Expected calibration error (share-weighted |accuracy - confidence| over equal-width bins), and the bins
+    (low, high, count, mean confidence, accuracy) for the reliability diagram."""
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    rows, ece = [], 0.0
+    for i, (low, high) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
+        inside = (confidence >= low) & ((confidence < high) if i < bins - 1 else (confidence <= high))
+        if inside.any():
+            conf, acc = float(confidence[inside].mean()), float(correct[inside].mean())
+            ece += inside.mean() * abs(acc - conf)
+            rows.append((low, high, int(inside.sum()), conf, acc))
+    return float(ece), rows
+
+
+def calibration_data(articles: Sequence[Article], predictions: Sequence[Prediction]) -> dict[str, tuple]:
+    """head -> (confidence, correct): sector and region by their top label; topics by every topic's score."""
+    tax = taxonomy()
+    out = {}
+    for head in ("sector", "region"):
+        out[head] = (np.array([getattr(p, head).confidence for p in predictions]),
+                     np.array([getattr(p, head).label == getattr(a, head) for a, p in zip(articles, predictions,
+                                                                                          strict=True)]))
+    out["topics"] = (np.array([p.topic_scores.get(t, 0.0) for p in predictions for t in tax.topics]),
+                     np.array([t in a.topics for a in articles for t in tax.topics]))
+    return out
+
+
+def score(articles: Sequence[Article], predictions: Sequence[Prediction], *, by_language: bool = True
+          ) -> dict[str, float]:
     tax = taxonomy()
     m: dict[str, float] = {"n_articles": float(len(articles))}
     for head, labels in (("sector", tax.sectors), ("region", tax.regions)):
@@ -111,6 +143,14 @@ def score(articles: Sequence[Article], predictions: Sequence[Prediction]) -> dic
     m["partners.recall"] = tp / max(tp + fn, 1)
     m["partners.micro_f1"] = 2 * tp / max(2 * tp + fp + fn, 1)
     m["partners.main_accuracy"] = main_hits / max(main_total, 1)
+    for head, (confidence, correct) in calibration_data(articles, predictions).items():
+        m[f"{head}.ece"] = reliability(confidence, correct)[0]
+    if by_language:
+        for lang in SCORED_LANGUAGES:
+            subset = [i for i, a in enumerate(articles) if a.lang == lang]
+            if subset:
+                scores = score([articles[i] for i in subset], [predictions[i] for i in subset], by_language=False)
+                m |= {f"lang.{lang}.{k}": scores[k] for k in (*HEADLINE_METRICS, "n_articles")}
     return {k: round(float(v), 4) for k, v in m.items()}
 
 
@@ -136,6 +176,22 @@ def write_reports(evaluation: Evaluation, folder: Path) -> list[Path]:
         fig.savefig(path, dpi=110)
         plt.close(fig)
         written.append(path)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.4))
+    for ax, (head, (confidence, correct)) in zip(axes, calibration_data(evaluation.articles,
+                                                                       evaluation.predictions).items(), strict=True):
+        ece, rows = reliability(confidence, correct)
+        ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1)
+        ax.bar([(lo + hi) / 2 for lo, hi, *_ in rows], [acc for *_, acc in rows], width=1 / ECE_BINS,
+               edgecolor="black", alpha=0.7)
+        ax.plot([conf for *_, conf, _ in rows], [acc for *_, acc in rows], marker="o", color="darkred")
+        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="observed accuracy",
+               title=f"{head}: ECE {ece:.3f} (n={len(confidence)})")
+    fig.suptitle(f"reliability: {evaluation.name}")
+    fig.tight_layout()
+    path = folder / f"{evaluation.name}_reliability.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    written.append(path)
     path = folder / f"{evaluation.name}_misclassified.csv"
     with path.open("w", newline="", encoding="utf-8") as handle:
         out = csv.writer(handle)
@@ -161,7 +217,8 @@ def format_table(evaluations: Sequence[Evaluation]) -> str:
     """The per-head summary printed at the end of a training."""
     names = [e.name for e in evaluations]
     lines = [f"{'metric':<22}" + "".join(f"{n:>10}" for n in names)]
-    for metric in HEADLINE_METRICS + ("sector.accuracy", "region.accuracy", "partners.main_accuracy"):
+    for metric in HEADLINE_METRICS + ("sector.accuracy", "region.accuracy", "partners.main_accuracy",
+                                      "sector.ece", "region.ece", "topics.ece"):
         lines.append(f"{metric:<22}" + "".join(f"{e.metrics.get(metric, float('nan')):>10.3f}" for e in evaluations))
     lines.append(f"{'articles':<22}" + "".join(f"{len(e.articles):>10d}" for e in evaluations))
     return "\n".join(lines)

@@ -1,48 +1,130 @@
-"""Fitting the heads: the same code for every fold, the real-text check and the shipped model."""
+"""Fitting the heads: the same code for every fold, the real-text check and the shipped model.
+
+Everything chosen here (view weights, temperatures, topic thresholds, sentence weights, partner shares) is chosen
+on the training articles only, by inner cross-validation, so that an outer fold never informs its own model.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import numpy as np
+from sklearn.model_selection import GroupKFold
 
 from newsclf.embedding import Embedder
-from newsclf.gazetteer import rank_partners
-from newsclf.heads import RegionHead, TopicsHead, linear_classifier
-from newsclf.predictor import Heads, Predictor, main_region, prepare_documents
+from newsclf.gazetteer import prior_region, rank_partners
+from newsclf.heads import Features, RegionHead, SentenceTopics, TopicsHead, ViewBlend
+from newsclf.lexical import lexical_vectorizer
+from newsclf.predictor import (
+    NO_PARTNERS,
+    ArticleSentences,
+    Heads,
+    Predictor,
+    features,
+    prepare_documents,
+    read_sentences,
+)
 from newsclf.taxonomy import taxonomy
 from training.config import TrainConfig
 from training.records import Article
 
+VIEWS = {"embedding": ("embedding",), "lexical": ("lexical",), "hybrid": ("embedding", "lexical")}
+N_JOBS = max(1, min(2, os.cpu_count() or 1))  # threads for independent per-topic fits
+EVIDENCE_OVERLAP = 0.5  # a sentence states a topic when half of it (or of the evidence span) is evidence
 
-def fit_heads(X, articles: Sequence[Article], documents: Sequence[str], config: TrainConfig) -> Heads:
-    """Fit every head on features ``X`` of ``articles`` (whose prepared texts are ``documents``)."""
-    topic_labels = taxonomy().topics
-    Y = np.array([[t in a.topics for t in topic_labels] for a in articles], dtype=int)
+
+def sentence_labels(article: Article, sentences: ArticleSentences, topics: Sequence[str]) -> np.ndarray:
+    """sentences x topics: 1 where the sentence overlaps the article's evidence for that topic."""
+    Y = np.zeros((len(sentences.spans), len(topics)), dtype=int)
+    for k, span in enumerate(sentences.spans):
+        for t, topic in enumerate(topics):
+            for start, end in article.evidence.get(topic, ()):
+                overlap = min(span.end, end) - max(span.start, start)
+                if overlap > EVIDENCE_OVERLAP * min(span.end - span.start, end - start):
+                    Y[k, t] = 1
+    return Y
+
+
+def fit_sentence_model(articles: Sequence[Article], sentences: Sequence[ArticleSentences],
+                       config: TrainConfig) -> tuple[SentenceTopics, np.ndarray]:
+    """The sentence-level topic model on every sentence of ``articles``, and its out-of-fold best-sentence scores
+    per article (inner folds keep a story's versions together; the vectorizer is fitted once on all the
+    sentences, an unsupervised step whose leak into the inner folds only touches the choice of weights)."""
+    topics = taxonomy().topics
+    texts = [t for s in sentences for t in s.texts]
+    Y = np.vstack([sentence_labels(a, s, topics) for a, s in zip(articles, sentences, strict=True)]
+                  or [np.zeros((0, len(topics)), dtype=int)])
+    owner = np.repeat(np.arange(len(articles)), [len(s.texts) for s in sentences])
+    vectorizer, X = SentenceTopics.vectorize(texts)
+    groups = [a.group for a in articles]
+    oof = np.zeros((len(articles), len(topics)))
+    make = lambda: SentenceTopics(config.topics.sentence_C, config.topics.class_weight, n_jobs=N_JOBS)  # noqa: E731
+    for train, test in GroupKFold(n_splits=min(config.cv.inner_folds, len(set(groups)))).split(
+            np.zeros(len(articles)), groups=groups):
+        rows = np.isin(owner, train)
+        model = make().fit([], Y[rows], vectorized=(vectorizer, X[rows]))
+        held = np.isin(owner, test)
+        oof[test] = model.best([sentences[i].texts for i in test], X[held])[0]
+    return make().fit(texts, Y, vectorized=(vectorizer, X)), oof
+
+
+def fit_heads(F: Features, articles: Sequence[Article], documents: Sequence[str], config: TrainConfig,
+              sentences: Sequence[ArticleSentences] | None = None) -> Heads:
+    """Fit every head on features ``F`` of ``articles`` (whose prepared texts are ``documents``); with
+    ``sentences``, also the sentence-level topic model from the articles' evidence."""
+    tax = taxonomy()
+    views = VIEWS[config.features]
+    cv, calibrate = config.cv, config.calibrate
+    Y = np.array([[t in a.topics for t in tax.topics] for a in articles], dtype=int)
     ranked = [rank_partners(d, min_share=0.0) for d in documents]
     foreign = [i for i, a in enumerate(articles) if a.sector != "none"]
     share, share_scores = choose_min_share(
         [ranked[i] for i in foreign], [articles[i].partners for i in foreign], config.partners.min_share_grid
     )
-    cv = config.cv
-    region = RegionHead(config.region.C, config.region.class_weight, config.region.partner_weight_grid,
-                        cv.inner_folds, cv.seed).fit(X, [a.region for a in articles], [main_region(r) for r in ranked])
-    topics = TopicsHead(config.topics.C, config.topics.class_weight, config.topics.threshold_grid,
-                        cv.inner_folds, cv.seed).fit(X, Y)
+    multilateral = [i for i in foreign if articles[i].region == "multilateral"]
+    share_multi, share_multi_scores = choose_min_share(
+        [ranked[i] for i in multilateral], [articles[i].partners for i in multilateral],
+        (*config.partners.min_share_grid, NO_PARTNERS),
+    ) if multilateral else (None, {})
+    region_of = {code: tax.region_of_country(code) for r in ranked for code, _ in r}
+    priors = [prior_region(d, r, region_of) for d, r in zip(documents, ranked, strict=True)]
+    r_cfg, t_cfg, s_cfg = config.region, config.topics, config.sector
+    region = RegionHead(views, r_cfg.C, r_cfg.C_lexical, r_cfg.class_weight, r_cfg.partner_weight_grid, calibrate,
+                        cv.inner_folds, cv.seed).fit(F, [a.region for a in articles], priors)
+    sentence_model = s_oof = None
+    if sentences is not None and t_cfg.sentence_model:
+        sentence_model, s_oof = fit_sentence_model(articles, sentences, config)
+    topics = TopicsHead(views, t_cfg.C, t_cfg.C_lexical, t_cfg.class_weight, t_cfg.threshold_grid,
+                        calibrate=calibrate, inner_folds=cv.inner_folds, seed=cv.seed, n_jobs=N_JOBS
+                        ).fit(F, Y, s_oof)
+    sector = ViewBlend(views, s_cfg.C, s_cfg.C_lexical, s_cfg.class_weight, calibrate=calibrate,
+                       inner_folds=cv.inner_folds, seed=cv.seed).fit(F, [a.sector for a in articles])
     return Heads(
-        sector=linear_classifier(config.sector.C, config.sector.class_weight).fit(X, [a.sector for a in articles]),
+        sector=sector,
         topics=topics,
         region=region,
         partner_min_share=share,
-        topic_labels=topic_labels,
-        selection_scores={"partner_min_share": share_scores, "region_partner_weight": region.weight_scores_},
+        topic_labels=tax.topics,
+        selection_scores={"partner_min_share": share_scores, "partner_min_share_multilateral": share_multi_scores,
+                          "region_partner_weight": region.weight_scores_},
+        views=views,
+        sentences=sentence_model,
+        partner_min_share_multilateral=share_multi,
     )
 
 
 def fit_predictor(articles: Sequence[Article], embedder: Embedder, config: TrainConfig) -> Predictor:
-    """Embed (from the cache where possible) and fit the heads on ``articles``."""
+    """Fit the lexical view (on these articles only), embed (from the cache), and fit the heads on ``articles``."""
     documents = prepare_documents(articles, clean=config.clean)
-    return Predictor(embedder, fit_heads(embedder.encode(documents), articles, documents, config), clean=config.clean)
+    views = VIEWS[config.features]
+    lexical = lexical_vectorizer().fit(documents) if "lexical" in views else None
+    shell = Heads(None, None, None, 0.0, taxonomy().topics, views=views, lexical=lexical)  # type: ignore[arg-type]
+    F = features(shell, documents, embedder)
+    sentences = read_sentences(articles) if config.topics.sentence_model else None
+    heads = fit_heads(F, articles, documents, config, sentences)
+    heads.lexical = lexical
+    return Predictor(embedder, heads, clean=config.clean)
 
 
 def choose_min_share(documents_ranked: Sequence[Sequence[tuple[str, float]]],

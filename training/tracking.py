@@ -131,6 +131,16 @@ def record_training(result: TrainingResult, config: TrainConfig, *, kind: str = 
         "n_seed_items": data.counts["n_seed_items"],
         "chosen.region_partner_weight": heads.region.partner_weight_,
         "chosen.partner_min_share": heads.partner_min_share,
+        "chosen.partner_min_share_multilateral": heads.partner_min_share_multilateral,
+        "chosen.sector_embedding_weight": heads.sector.weight_,
+        "chosen.region_embedding_weight": heads.region.model_.weight_,
+        "chosen.sector_temperature": heads.sector.temperature_,
+        "chosen.region_temperature": heads.region.temperature_,
+        "chosen.topic_thresholds": json.dumps(dict(zip(heads.topic_labels, map(float, heads.topics.thresholds_),
+                                                       strict=True))),
+        "chosen.topic_sentence_weights": json.dumps(dict(zip(heads.topic_labels,
+                                                             map(float, heads.topics.sentence_weights_),
+                                                             strict=True))),
     })
     mlflow.set_tags({"kind": kind, "dataset_hash": data.data_hash, "languages": json.dumps(data.counts["languages"])})
     model_dir = save_training(result, config, run_id)
@@ -155,7 +165,8 @@ def record_training(result: TrainingResult, config: TrainConfig, *, kind: str = 
 def promote_if_better(client: MlflowClient, name: str, version: str, metrics: dict[str, float],
                       dataset_hash: str) -> tuple[bool, str]:
     """Apply the champion rule (module docstring); returns (promoted, reason)."""
-    score = composite_score(metrics)
+    # Compared as recorded (4 decimals): a full-precision score against a rounded tag would lose a tie.
+    score = round(composite_score(metrics), 4)
     client.set_model_version_tag(name, version, "composite_cv_score", f"{score:.4f}")
     client.set_model_version_tag(name, version, "dataset_hash", dataset_hash)
     try:

@@ -28,6 +28,7 @@ EXAMPLES = """examples:
   newsclf train --if-missing                     # only when models/ holds no model yet (what `make run` does)
   newsclf train --config configs/train.yaml --C 16 --run-name c16
   newsclf train --long-text windows --no-register
+  newsclf train --features embedding --no-sentence-model --run-name embedding-only   # the first model's heads
 """
 
 
@@ -49,6 +50,11 @@ def _parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--embedder", help="sentence-transformers model: name, local folder, or the bundled one")
     parser.add_argument("--long-text", choices=["windows", "truncate"])
     parser.add_argument("--no-clean", action="store_true", help="embed raw text (to measure what cleaning is worth)")
+    parser.add_argument("--features", choices=["embedding", "lexical", "hybrid"],
+                        help="what the heads read (default hybrid: the embedding and word/character TF-IDF, blended)")
+    parser.add_argument("--no-sentence-model", action="store_true",
+                        help="topics from the article-level heads only (no sentence-level model, no evidence)")
+    parser.add_argument("--no-calibrate", action="store_true", help="no temperature scaling of the heads")
     parser.add_argument("--C", type=float, help="inverse regularisation strength of every head")
     parser.add_argument("--folds", type=int)
     parser.add_argument("--experiment")
@@ -70,9 +76,15 @@ def _overrides(args: argparse.Namespace) -> dict:
         o.setdefault("embedder", {})["long_text"] = args.long_text
     if args.no_clean:
         o["clean"] = False
+    if args.features:
+        o["features"] = args.features
+    if args.no_sentence_model:
+        o.setdefault("topics", {})["sentence_model"] = False
+    if args.no_calibrate:
+        o["calibrate"] = False
     if args.C is not None:
         for head in ("sector", "topics", "region"):
-            o[head] = {"C": args.C}
+            o.setdefault(head, {})["C"] = args.C
     if args.folds is not None:
         o["cv"] = {"folds": args.folds}
     if args.experiment:
