@@ -16,15 +16,7 @@ from newsclf.embedding import Embedder
 from newsclf.gazetteer import prior_region, rank_partners
 from newsclf.heads import Features, RegionHead, SentenceTopics, TopicsHead, ViewBlend
 from newsclf.lexical import lexical_vectorizer
-from newsclf.predictor import (
-    NO_PARTNERS,
-    ArticleSentences,
-    Heads,
-    Predictor,
-    features,
-    prepare_documents,
-    read_sentences,
-)
+from newsclf.predictor import NO_PARTNERS, ArticleSentences, Heads, Predictor, prepare_documents, read_sentences
 from newsclf.taxonomy import taxonomy
 from training.config import TrainConfig
 from training.records import Article
@@ -59,7 +51,10 @@ def fit_sentence_model(articles: Sequence[Article], sentences: Sequence[ArticleS
     vectorizer, X = SentenceTopics.vectorize(texts)
     groups = [a.group for a in articles]
     oof = np.zeros((len(articles), len(topics)))
-    make = lambda: SentenceTopics(config.topics.sentence_C, config.topics.class_weight, n_jobs=N_JOBS)  # noqa: E731
+
+    def make() -> SentenceTopics:
+        return SentenceTopics(config.topics.sentence_C, config.topics.class_weight, n_jobs=N_JOBS)
+
     for train, test in GroupKFold(n_splits=min(config.cv.inner_folds, len(set(groups)))).split(
             np.zeros(len(articles)), groups=groups):
         rows = np.isin(owner, train)
@@ -118,9 +113,9 @@ def fit_predictor(articles: Sequence[Article], embedder: Embedder, config: Train
     """Fit the lexical view (on these articles only), embed (from the cache), and fit the heads on ``articles``."""
     documents = prepare_documents(articles, clean=config.clean)
     views = VIEWS[config.features]
-    lexical = lexical_vectorizer().fit(documents) if "lexical" in views else None
-    shell = Heads(None, None, None, 0.0, taxonomy().topics, views=views, lexical=lexical)  # type: ignore[arg-type]
-    F = features(shell, documents, embedder)
+    lexical = lexical_vectorizer() if "lexical" in views else None
+    F = Features(embedding=embedder.encode(documents) if "embedding" in views else None,
+                 lexical=lexical.fit_transform(documents) if lexical is not None else None)
     sentences = read_sentences(articles) if config.topics.sentence_model else None
     heads = fit_heads(F, articles, documents, config, sentences)
     heads.lexical = lexical
