@@ -118,6 +118,14 @@ def read_sentences(articles: Sequence[str | HasText]) -> list[ArticleSentences]:
     return out
 
 
+def gazetteer_priors(documents: Sequence[str], ranked: Sequence[list[tuple[str, float]]]) -> list[str | None]:
+    """The gazetteer's region for each document (``prior_region``), as the region head reads it: fitting and
+    predicting alike. ``ranked``: each document's countries, ``rank_partners(document, min_share=0.0)``."""
+    tax = taxonomy()
+    region_of = {code: tax.region_of_country(code) for r in ranked for code, _ in r}
+    return [prior_region(d, r, region_of) for d, r in zip(documents, ranked, strict=True)]
+
+
 def features(heads: Heads, documents: Sequence[str], embedder: Embedder | None) -> Features:
     """The views the heads read, computed once per batch."""
     embedding = embedder.encode(documents) if "embedding" in heads.views and embedder is not None else None
@@ -133,16 +141,14 @@ def assemble_predictions(heads: Heads, documents: Sequence[str], F: Features,
     ``sentences``: the articles' sentences, for the sentence-level topic model and the evidence (None: no
     evidence). ``input_warnings(document)`` adds what only the feature extractor knows (e.g. truncation).
     """
-    h, tax = heads, taxonomy()
+    h = heads
     sentence_scores = best_sentence = None
     if h.sentences is not None and sentences is not None:
         sentence_scores, best_sentence = h.sentences.best([s.texts for s in sentences])
     sector_p = h.sector.predict_proba(F)
     topic_p = h.topics.predict_proba(F, sentence_scores)
     ranked = [rank_partners(d, min_share=0.0) for d in documents]
-    region_of = {code: tax.region_of_country(code) for r in ranked for code, _ in r}
-    region_p = h.region.predict_proba(F, [prior_region(d, r, region_of) for d, r in zip(documents, ranked,
-                                                                                         strict=True)])
+    region_p = h.region.predict_proba(F, gazetteer_priors(documents, ranked))
     out = []
     for i, document in enumerate(documents):
         sector = _label_scores(h.sector.classes_, sector_p[i])

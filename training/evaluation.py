@@ -158,6 +158,13 @@ HEADLINE_METRICS = ("sector.macro_f1", "topics.micro_f1", "topics.macro_f1", "re
 
 
 # --- reports ------------------------------------------------------------------------------------------
+def _save(fig, path: Path, dpi: int) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 def write_reports(evaluation: Evaluation, folder: Path) -> list[Path]:
     """Confusion-matrix plots and the table of misclassified articles; returns the files written."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -171,11 +178,7 @@ def write_reports(evaluation: Evaluation, folder: Path) -> list[Path]:
         ConfusionMatrixDisplay.from_predictions(gold, pred, labels=present, ax=ax, colorbar=False,
                                                 xticks_rotation=45, cmap="Blues")
         ax.set_title(f"{head}: {evaluation.name} (n={len(gold)})")
-        fig.tight_layout()
-        path = folder / f"{evaluation.name}_confusion_{head}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        written.append(path)
+        written.append(_save(fig, folder / f"{evaluation.name}_confusion_{head}.png", dpi=110))
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.4))
     for ax, (head, (confidence, correct)) in zip(axes, calibration_data(evaluation.articles,
                                                                        evaluation.predictions).items(), strict=True):
@@ -187,11 +190,7 @@ def write_reports(evaluation: Evaluation, folder: Path) -> list[Path]:
         ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="observed accuracy",
                title=f"{head}: ECE {ece:.3f} (n={len(confidence)})")
     fig.suptitle(f"reliability: {evaluation.name}")
-    fig.tight_layout()
-    path = folder / f"{evaluation.name}_reliability.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    written.append(path)
+    written.append(_save(fig, folder / f"{evaluation.name}_reliability.png", dpi=100))
     path = folder / f"{evaluation.name}_misclassified.csv"
     with path.open("w", newline="", encoding="utf-8") as handle:
         out = csv.writer(handle)

@@ -13,10 +13,18 @@ import numpy as np
 from sklearn.model_selection import GroupKFold
 
 from newsclf.embedding import Embedder
-from newsclf.gazetteer import prior_region, rank_partners
+from newsclf.gazetteer import rank_partners
 from newsclf.heads import Features, RegionHead, SentenceTopics, TopicsHead, ViewBlend
 from newsclf.lexical import lexical_vectorizer
-from newsclf.predictor import NO_PARTNERS, ArticleSentences, Heads, Predictor, prepare_documents, read_sentences
+from newsclf.predictor import (
+    NO_PARTNERS,
+    ArticleSentences,
+    Heads,
+    Predictor,
+    gazetteer_priors,
+    prepare_documents,
+    read_sentences,
+)
 from newsclf.taxonomy import taxonomy
 from training.config import TrainConfig
 from training.records import Article
@@ -82,8 +90,7 @@ def fit_heads(F: Features, articles: Sequence[Article], documents: Sequence[str]
         [ranked[i] for i in multilateral], [articles[i].partners for i in multilateral],
         (*config.partners.min_share_grid, NO_PARTNERS),
     ) if multilateral else (None, {})
-    region_of = {code: tax.region_of_country(code) for r in ranked for code, _ in r}
-    priors = [prior_region(d, r, region_of) for d, r in zip(documents, ranked, strict=True)]
+    priors = gazetteer_priors(documents, ranked)
     r_cfg, t_cfg, s_cfg = config.region, config.topics, config.sector
     region = RegionHead(views, r_cfg.C, r_cfg.C_lexical, r_cfg.class_weight, r_cfg.partner_weight_grid, calibrate,
                         cv.inner_folds, cv.seed).fit(F, [a.region for a in articles], priors)
