@@ -54,6 +54,12 @@ def normalise_line(line: str) -> str:
     return _normalise_line(line)
 
 
+def clean_line(line: str) -> str:
+    """A kept line as the model reads it: spaces collapsed, words glued at a case seam split. Also what a
+    sentence of the sent text becomes in the prepared document (so evidence can be found there)."""
+    return _GLUED_CASE.sub(" ", _normalise_line(line))
+
+
 def split_teasers(text: str) -> tuple[str, str]:
     """Split a page into (article, teaser block); the block starts at the first marker line."""
     lines = text.splitlines()
@@ -77,7 +83,7 @@ def clean_text(text: str, title: str | None = None) -> str:
         if key in seen:  # the title again, or a paragraph the scraper doubled
             continue
         seen.add(key)
-        kept.append(_GLUED_CASE.sub(" ", line))
+        kept.append(clean_line(line))
     return "\n".join(kept)
 
 
