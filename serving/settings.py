@@ -20,6 +20,7 @@ from newsclf.model_format import MANIFEST
 CHECKOUT = Path(__file__).resolve().parent.parent
 MODELS_DIR = CHECKOUT / "models"
 CACHE_DIR = CHECKOUT / ".cache"
+FEEDBACK_DB = CHECKOUT / "feedback.db"  # analysts' corrections (git-ignored; exported by `newsclf feedback export`)
 DEFAULT_TRACKING_URI = f"sqlite:///{CHECKOUT / 'mlflow.db'}"
 
 ENV_PREFIX = "NEWSCLF_"
@@ -93,6 +94,29 @@ class ServiceSettings(BaseSettings):
     host: str = Field("127.0.0.1", min_length=1, description="Interface `newsclf serve` listens on")
     port: int = Field(8000, ge=1, le=65535, description="Port `newsclf serve` listens on")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Level of the service's logs")
+    feedback_db: Path = Field(FEEDBACK_DB, description="SQLite file of the analysts' corrections (POST /v1/feedback); "
+                              "created on the first correction")
+    mlflow_ui_url: str | None = Field(None, description="Base URL of an MLflow UI on the tracking store (e.g. "
+                                      "http://127.0.0.1:5000): the page then links the model to its run")
+
+    @field_validator("feedback_db")
+    @classmethod
+    def _feedback_dir_exists(cls, value: Path) -> Path:
+        # Fail at start-up, not on the first correction an analyst tries to save.
+        folder = value.expanduser().absolute().parent
+        if not folder.is_dir():
+            raise ValueError(f"the folder {folder} does not exist: create it or point to a file in an existing one")
+        return value.expanduser().absolute()
+
+    @field_validator("mlflow_ui_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        if not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("must be an http(s) URL such as http://127.0.0.1:5000")
+        return value
 
     @model_validator(mode="before")
     @classmethod
