@@ -14,17 +14,20 @@ from contextlib import asynccontextmanager
 from importlib import metadata
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from newsclf.explanation import explain as explain_predictions
 from newsclf.predictor import ArticleInput
 from serving.errors import InputError, ServiceError, install_error_handlers
+from serving.explain_schemas import ExplainedClassification
+from serving.feedback import include_feedback
 from serving.middleware import BodyGuardMiddleware, ObserveMiddleware
+from serving.page import include_page
 from serving.schemas import (
     ArticleRequest,
     BatchRequest,
     BatchResponse,
-    ClassifyResponse,
     ErrorResponse,
     FieldProblem,
     Health,
@@ -191,17 +194,24 @@ def create_app(settings: ServiceSettings | None = None, *, service: Service | No
     async def metrics() -> Response:
         return Response(service.metrics.render(), media_type=service.metrics.content_type)
 
-    @app.post("/v1/classify", response_model=ClassifyResponse, tags=["classify"], responses=_ERRORS,
-              summary="Classify one article")
-    async def classify(body: ArticleRequest, request: Request, service: ServiceDep) -> dict:
+    # Unset fields are left out: `explanation` appears only when asked for, so the default answer stays small.
+    @app.post("/v1/classify", response_model=ExplainedClassification, response_model_exclude_unset=True,
+              tags=["classify"], responses=_ERRORS, summary="Classify one article")
+    async def classify(body: ArticleRequest, request: Request, service: ServiceDep,
+                       explain: Annotated[bool, Query(description="Add `explanation`: the text the model read, "
+                                                      "the countries and evidence found in it")] = False) -> dict:
         # A request that breaks a limit is wrong whatever the model's state: 422 before 503.
         problems = _limit_problems(body, service.settings) if service.settings else []
         if problems:
             raise InputError(problems)
         model = _ready_model(service)
         # Embedding is CPU-bound: in a worker thread, the event loop keeps answering (health checks included).
-        prediction = (await run_in_threadpool(service.predict, model, [ArticleInput(body.text, body.title)]))[0]
+        inputs = [ArticleInput(body.text, body.title)]
+        prediction = (await run_in_threadpool(service.predict, model, inputs))[0]
         result = to_result(prediction, model.ref)
+        if explain:
+            explained = await run_in_threadpool(explain_predictions, model.predictor, inputs, [prediction])
+            result["explanation"] = explained[0].to_dict()
         service.metrics.observe_result("classify", result)
         request.state.labels = _log_labels([result])
         return result
@@ -223,6 +233,8 @@ def create_app(settings: ServiceSettings | None = None, *, service: Service | No
         request.state.labels = _log_labels(results)
         return {"results": results}
 
+    include_page(app)
+    include_feedback(app)  # the lead puts it behind require_api_key when keys are set
     return app
 
 
