@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "promote": ("training.promote", "move the registry's champion alias to a version, or roll it back"),
     "serve": ("serving.__main__", "serve the HTTP API (the newest model, or NEWSCLF_MODEL)"),
     "classify": ("newsclf.cli", "classify a JSON Lines or CSV file of articles with a trained model"),
+    "feedback": ("training.feedback_export", "export analysts' corrections (feedback.db) as corpus JSON Lines"),
 }
 
 

@@ -48,7 +48,9 @@ class TrainingResult:
 def load_training_data(config: TrainConfig) -> TrainingData:
     articles = load_corpus(config.datasets)
     written = [a for a in articles if a.source == "written"]
-    seeds = [a for a in articles if a.source != "written"]
+    # Exported corrections (source "feedback") train the shipped model but stay out of both evaluations, so
+    # that cv.* and seed.* keep measuring the same thing from one training to the next.
+    seeds = [a for a in articles if a.source in ("seed", "seed_teaser")]
     if len(written) < config.cv.folds * 2:
         raise CorpusInvalid([Problem("datasets", 0, "", "corpus", f"only {len(written)} written articles; "
                                      f"{config.cv.folds}-fold cross-validation needs at least {2 * config.cv.folds}")])

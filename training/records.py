@@ -11,7 +11,8 @@ from pathlib import Path
 from training.paths import DATASETS
 
 LANGS = ("fr", "en", "vi")
-SOURCES = ("seed", "seed_teaser", "written")
+FEEDBACK_DIR = "feedback"  # under datasets/
+SOURCES = ("seed", "seed_teaser", "written", "feedback")  # feedback: analysts' corrections, exported explicitly
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,10 @@ class RawLine:
 
 
 def corpus_files(root: Path = DATASETS) -> list[Path]:
-    """The labelled files: the seed-derived items, then the written ones, in a stable order."""
-    return sorted(root.glob("*.jsonl")) + sorted((root / "written").glob("*.jsonl"))
+    """The labelled files: the seed-derived items, the written ones, then the analysts' corrections that
+    ``newsclf feedback export`` wrote, in a stable order."""
+    return (sorted(root.glob("*.jsonl")) + sorted((root / "written").glob("*.jsonl"))
+            + sorted((root / FEEDBACK_DIR).glob("*.jsonl")))
 
 
 def read_lines(files: Iterable[Path], root: Path = DATASETS) -> Iterator[RawLine]:
