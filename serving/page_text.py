@@ -58,7 +58,8 @@ TEXT: dict[str, dict[str, str]] = {
                                "split it",
         "file_error_type": "{name}: not a .jsonl, .json or .csv file",
         "file_error_rows": "Articles {first}–{last} of the file:",
-        "file_error_line": "line {line} (id {id})",
+        "file_error_line": "line {line}, id {id}",
+        "legend_sample_partner": "Cambodia", "legend_sample_country": "Japan",
     },
     "fr": {
         "page_title": "newsclf : classer des dépêches",
@@ -116,7 +117,8 @@ TEXT: dict[str, dict[str, str]] = {
                                "(NEWSCLF_MAX_BATCH_ITEMS) : découpez-le",
         "file_error_type": "{name} : ni un fichier .jsonl, .json ni .csv",
         "file_error_rows": "Articles {first} à {last} du fichier :",
-        "file_error_line": "ligne {line} (id {id})",
+        "file_error_line": "ligne {line}, id {id}",
+        "legend_sample_partner": "Cambodge", "legend_sample_country": "Japon",
     },
 }
 

@@ -39,7 +39,8 @@ function showError(box, error, lineOf) {
   } else {
     const body = error.body && error.body.error;
     box.append(el("p", { text: `${T.error_prefix} ${body ? body.message : `HTTP ${error.status}`}` }));
-    if (body && body.fields && body.fields.length) {
+    // One field: the message already says it all; several, or lines of a file to name: list them.
+    if (body && body.fields && (body.fields.length > 1 || (lineOf && body.fields.length))) {
       const list = el("ul");
       for (const f of body.fields) {
         const where = lineOf ? lineOf(f.field) : null;
@@ -91,11 +92,11 @@ async function loadModel() {
     add(T.model_run, info.run_id || "–");
   }
   add(T.model_trained, info.created_at ? info.created_at.slice(0, 16).replace("T", " ") + " UTC" : "–");
-  const scores = el("ul", { class: "scores" });
+  const scores = $("model-scores").querySelector("ul");
   for (const key of SCORES) {
     if (key in info.metrics) scores.append(el("li", {}, el("code", { text: key }), ` ${info.metrics[key].toFixed(3)}`));
   }
-  add(T.model_scores, scores);
+  $("model-scores").hidden = !scores.children.length;
   facts.hidden = false;
   $("model-status").textContent = "";
   fillSelect($("fix-sector"), labels.sector);
@@ -337,6 +338,7 @@ async function classifyFile(file) {
         return row ? fmt(T.file_error_line, { line: row.line, id: row.id }) : null;
       };
       showError($("file-error"), error, lineOf);
+      if (!fileResults.length) $("file-progress-box").hidden = true;
       $("file-error").prepend(el("p", { text: fmt(T.file_error_rows, { first: first + 1, last: first + chunk.length }) }));
       break;
     }
