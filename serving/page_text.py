@@ -60,6 +60,8 @@ TEXT: dict[str, dict[str, str]] = {
         "file_error_rows": "Articles {first}–{last} of the file:",
         "file_error_line": "line {line}, id {id}",
         "legend_sample_partner": "Cambodia", "legend_sample_country": "Japan",
+        "api_key_summary": "API key",
+        "api_key_label": "API key (only when the service asks for one; kept in this tab)",
     },
     "fr": {
         "page_title": "newsclf : classer des dépêches",
@@ -119,6 +121,8 @@ TEXT: dict[str, dict[str, str]] = {
         "file_error_rows": "Articles {first} à {last} du fichier :",
         "file_error_line": "ligne {line}, id {id}",
         "legend_sample_partner": "Cambodge", "legend_sample_country": "Japon",
+        "api_key_summary": "Clé d'API",
+        "api_key_label": "Clé d'API (seulement si le service en demande une ; gardée dans cet onglet)",
     },
 }
 

@@ -243,7 +243,11 @@ def test_a_correction_is_saved_and_appears_in_the_export(page, server, tmp_path,
     _shot(page, "correction_saved", record_property)
     (stored,) = FeedbackStore(server["feedback_db"]).all()
     assert stored.topics == ("drugs", "information_sharing") and stored.partners == ("LA",)
-    assert stored.model_name == "newsclf" and stored.note == "checked by the browser test"
+    with urllib.request.urlopen(f"{server['url']}/v1/model", timeout=10) as response:
+        served = json.load(response)
+    assert (stored.model_name, stored.model_version, stored.model_run_id) == (served["name"], served["version"],
+                                                                              served["run_id"])
+    assert stored.note == "checked by the browser test" and stored.predicted["sector"]
     # Evidence for each topic ticked: that topic's best sentence in the text sent.
     assert set(stored.evidence) == {"drugs", "information_sharing"}
 

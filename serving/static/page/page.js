@@ -55,8 +55,11 @@ function showError(box, error, lineOf) {
 async function api(path, body) {
   let response;
   try {
-    response = await fetch(path, body === undefined ? {} : {
-      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+    // An API key, when the service asks for one (NEWSCLF_API_KEYS): kept for this tab only.
+    const key = $("api-key").value.trim();
+    const headers = key ? { Authorization: `Bearer ${key}` } : {};
+    response = await fetch(path, body === undefined ? { headers } : {
+      method: "POST", headers: { ...headers, "Content-Type": "application/json" }, body: JSON.stringify(body),
     });
   } catch (exc) {
     throw { network: String(exc.message || exc) };
@@ -156,7 +159,7 @@ function showResult(r) {
   $("region").textContent = `${r.region.label} (${T.confidence} ${r.region.confidence.toFixed(2)})`;
   $("partners").replaceChildren(...(r.partners.length ? r.partners.map((p) => el("li", {},
     el("mark", { class: "partner", text: p.name }), ` ${p.code}`)) : [el("li", { text: T.no_partners })]));
-  $("language").textContent = r.language;
+  $("language").textContent = r.language || "–";
   $("warnings").replaceChildren(...(r.warnings.length ? r.warnings.map((w) => el("li", { class: "warning", text: w }))
     : [el("li", { text: T.no_warnings })]));
   showDocument(r);
@@ -207,6 +210,7 @@ function showDocument(r) {
 function prefillCorrection(r) {
   $("fix-sector").value = r.sector.label;
   $("fix-region").value = r.region.label;
+  $("fix-language").value = ["fr", "en", "vi"].includes(r.language) ? r.language : "";
   const chosen = new Set(r.topics.map((t) => t.label));
   for (const box of $("fix-topics").querySelectorAll("input")) box.checked = chosen.has(box.value);
   $("fix-partners").value = r.partners.map((p) => p.code).join(", ");
@@ -224,7 +228,7 @@ async function saveCorrection(event) {
   const note = $("fix-note").value.trim();
   const body = {
     ...request,
-    language: result.language,
+    language: $("fix-language").value || null,
     sector: $("fix-sector").value,
     topics,
     region: $("fix-region").value,
@@ -429,4 +433,6 @@ $("results").querySelector("thead").addEventListener("click", (e) => {
 $("download-csv").addEventListener("click", () => download("newsclf-results.csv", "text/csv", resultsCsv()));
 $("download-jsonl").addEventListener("click", () => download("newsclf-results.jsonl", "application/x-ndjson",
   fileResults.map((r) => JSON.stringify(r)).join("\n") + "\n"));
+$("api-key").value = sessionStorage.getItem("newsclf-api-key") || "";
+$("api-key").addEventListener("change", () => sessionStorage.setItem("newsclf-api-key", $("api-key").value.trim()));
 loadModel();
