@@ -160,6 +160,11 @@ def test_a_seed_article_shows_security_and_its_partner_highlighted(page, record_
     evidence_topics = " ".join(page.locator("#document .evidence").evaluate_all(
         "es => es.map(e => e.dataset.topics)")).split()
     assert set(topics) == set(evidence_topics), "each predicted topic has its evidence marked in the text"
+    # 833 tokens: the page marks where the embedding stopped reading, and says so among the warnings.
+    assert "text truncated" in page.inner_text("#warnings")
+    cut = page.locator("#document .cut")
+    assert cut.count() == 1 and "stopped reading here" in cut.inner_text()
+    cut.scroll_into_view_if_needed()
     _shot(page, "article", record_property)
 
 
