@@ -20,7 +20,6 @@ from starlette.concurrency import run_in_threadpool
 from newsclf.explanation import explain as explain_predictions
 from newsclf.predictor import ArticleInput
 from serving.errors import InputError, ServiceError, install_error_handlers
-from serving.explain_schemas import ExplainedClassification
 from serving.feedback import include_feedback
 from serving.middleware import BodyGuardMiddleware, ObserveMiddleware
 from serving.page import include_page
@@ -28,6 +27,7 @@ from serving.schemas import (
     ArticleRequest,
     BatchRequest,
     BatchResponse,
+    ClassifyResponse,
     ErrorResponse,
     FieldProblem,
     Health,
@@ -195,7 +195,7 @@ def create_app(settings: ServiceSettings | None = None, *, service: Service | No
         return Response(service.metrics.render(), media_type=service.metrics.content_type)
 
     # Unset fields are left out: `explanation` appears only when asked for, so the default answer stays small.
-    @app.post("/v1/classify", response_model=ExplainedClassification, response_model_exclude_unset=True,
+    @app.post("/v1/classify", response_model=ClassifyResponse, response_model_exclude_unset=True,
               tags=["classify"], responses=_ERRORS, summary="Classify one article")
     async def classify(body: ArticleRequest, request: Request, service: ServiceDep,
                        explain: Annotated[bool, Query(description="Add `explanation`: the text the model read, "

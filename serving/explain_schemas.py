@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from serving.schemas import ClassifyResponse
-
 
 class MentionSpan(BaseModel):
     code: str = Field(description="ISO 3166-1 alpha-2 code of the country named")
@@ -38,6 +36,3 @@ class Explanation(BaseModel):
     topic_sentences: dict[str, TextSpan] = Field(description="Every topic's best sentence, as offsets into "
                                                  "`text` (what a correction sends as evidence)")
 
-
-class ExplainedClassification(ClassifyResponse):
-    explanation: Explanation | None = Field(None, description="Only with `?explain=true`")

@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from serving.explain_schemas import Explanation
+
 MAX_ID_CHARS = 200
 
 EXAMPLE_TITLE = "Vietnam-Cambodge : les polices unissent leurs forces contre l'escroquerie en ligne et la traite"
@@ -265,6 +267,9 @@ _EXAMPLE_RESULT = {
 
 class ClassifyResponse(Classification):
     model_config = ConfigDict(json_schema_extra={"examples": [_EXAMPLE_RESULT]})
+
+    explanation: Explanation | None = Field(None, description="Only with `?explain=true` (left out otherwise): "
+                                            "where the labels come from in the text the model read")
 
 
 class _Identified(BaseModel):
