@@ -314,6 +314,7 @@ function readArticles(name, source) {
 async function classifyFile(file) {
   $("file-error").hidden = true;
   $("file-results").hidden = true;
+  $("file-progress-box").hidden = true;
   let rows;
   try {
     rows = readArticles(file.name, await file.text());
@@ -370,7 +371,7 @@ const COLUMNS = [
 function renderTable() {
   const head = $("results").querySelector("thead tr");
   head.replaceChildren(...COLUMNS.map(([key]) => {
-    const th = el("th", { scope: "col" }, el("button", { type: "button", "data-key": key, text: key }));
+    const th = el("th", { scope: "col" }, el("button", { type: "button", "data-key": key, text: T[`col_${key}`] || T[key] || key }));
     th.setAttribute("aria-sort", key === sortKey ? (sortAsc ? "ascending" : "descending") : "none");
     return th;
   }));
