@@ -124,12 +124,27 @@ def page(browser, server):
     assert not errors, f"JavaScript errors on the page: {errors}"
 
 
+_SHOTS: list[Path] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def list_screenshots(request: pytest.FixtureRequest):
+    """Name the screenshots in the test run's output (and each test's report properties, for JUnit XML)."""
+    yield
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None and _SHOTS:
+        with capture.global_and_fixture_disabled():  # past pytest's capture, into the run's output
+            reporter.write_line("")
+            reporter.write_line("page screenshots: " + ", ".join(str(p.relative_to(ROOT)) for p in _SHOTS))
+
+
 def _shot(page, name: str, record_property) -> Path:
     REPORTS.mkdir(exist_ok=True)
     path = REPORTS / f"page_{name}.png"
     page.screenshot(path=str(path), full_page=True)
     record_property(f"screenshot_{name}", str(path))
-    print(f"screenshot: {path}")
+    _SHOTS.append(path)
     return path
 
 
