@@ -114,8 +114,6 @@ class Embedder:
     @property
     def model(self):
         if self._model is None:
-            from sentence_transformers import SentenceTransformer
-
             path = resolve_model_path(self.config)
             spec = SPECS[self.config.backend]
             try:
@@ -123,7 +121,9 @@ class Embedder:
                     self._model, self._export = load_openvino(
                         Path(path), self.config.cache_dir, spec, _fingerprint(path), prefix=self.config.prefix,
                         progress=_say)
-                else:
+                else:  # imported here: the OpenVINO backends run without torch in the process
+                    from sentence_transformers import SentenceTransformer
+
                     self._model = SentenceTransformer(path, device="cpu")
             except BackendUnavailable as exc:
                 raise EmbedderUnavailable(str(exc)) from exc
