@@ -16,6 +16,8 @@ from training.corpus import load_corpus
 from training.evaluation import Evaluation
 from training.fidelity import cosine_by_language, judge, run_gate
 
+from .conftest import covering_sample
+
 LONG = " ".join(f"Câu số {i}: công an hai nước trao đổi thông tin về tội phạm ma túy." for i in range(90))
 
 
@@ -122,14 +124,14 @@ def test_a_model_refuses_an_embedder_of_another_backend(small_model_dir, embedde
 
 @pytest.mark.slow
 def test_the_default_backend_passes_the_gate_on_a_sample(embedder: Embedder):
-    """The gate's cosine thresholds on 20 articles per language, and its label checks with 2-fold CV on them."""
+    """The gate on a sample: cosines per language, and labels with 2-fold CV on articles covering every label."""
     config = load_config(overrides={"cv": {"folds": 2, "inner_folds": 2}})
-    written = [a for a in load_corpus() if a.source == "written"]
-    sample = [a for lang in ("en", "fr", "vi") for a in [w for w in written if w.lang == lang][::9][:20]]
+    sample = covering_sample(load_corpus(), 120, per_label=8)
     [result] = run_gate(config, [embedder.config.backend], articles=sample, written=sample, progress=print)
     assert result.cosine.keys() == {"en", "fr", "vi"}
-    assert all(n == 20 for _m, _lo, n in result.cosine.values())
+    assert sum(n for _m, _lo, n in result.cosine.values()) == len(sample)
     cosine_failures = [f for f in result.failures if "cosine" in f]
     assert not cosine_failures, result.line()
-    # 60 articles: one changed label is 1.7%, so the sample is held to 95%, the whole corpus to 99%.
+    # ~120 articles: one changed label is ~0.8%, so the sample is held to 95%, the whole corpus to 99%.
     assert result.sector_agreement >= 0.95 and result.region_agreement >= 0.95, result.line()
+    assert abs(result.composite_delta) <= 0.02, result.line()
