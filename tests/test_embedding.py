@@ -20,6 +20,7 @@ HEAD = " ".join(
 def _with_mode(embedder: Embedder, mode: str) -> Embedder:
     other = Embedder(embedder.config.model_copy(update={"long_text": mode}), show_progress=False)
     other._model, other._model_path = embedder.model, embedder._model_path  # share the loaded weights
+    other._export = embedder._export  # and the backend's export, which the identity names
     return other
 
 

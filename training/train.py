@@ -14,6 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
+from newsclf.backends import BACKENDS
 from newsclf.embedding import EmbedderUnavailable
 from newsclf.model_format import newest_model
 from training.config import ConfigError, TrainConfig, load_config
@@ -28,6 +29,7 @@ EXAMPLES = """examples:
   newsclf train --if-missing                     # only when models/ holds no model yet (what `make run` does)
   newsclf train --config configs/train.yaml --C 16 --run-name c16
   newsclf train --long-text windows --no-register
+  newsclf train --backend torch --run-name torch-fp32                 # the reference backend (slower)
   newsclf train --features embedding --no-sentence-model --run-name embedding-only   # the first model's heads
 """
 
@@ -49,6 +51,8 @@ def _parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--config", type=Path, help="YAML file of settings (see configs/train.yaml)")
     parser.add_argument("--embedder", help="sentence-transformers model: name, local folder, or the bundled one")
     parser.add_argument("--long-text", choices=["windows", "truncate"])
+    parser.add_argument("--backend", choices=BACKENDS,
+                        help="what runs the embedder, in which precision (default openvino-int8; README, backends)")
     parser.add_argument("--no-clean", action="store_true", help="embed raw text (to measure what cleaning is worth)")
     parser.add_argument("--features", choices=["embedding", "lexical", "hybrid"],
                         help="what the heads read (default hybrid: the embedding and word/character TF-IDF, blended)")
@@ -74,6 +78,8 @@ def _overrides(args: argparse.Namespace) -> dict:
         o.setdefault("embedder", {})["model"] = args.embedder
     if args.long_text:
         o.setdefault("embedder", {})["long_text"] = args.long_text
+    if args.backend:
+        o.setdefault("embedder", {})["backend"] = args.backend
     if args.no_clean:
         o["clean"] = False
     if args.features:
