@@ -121,10 +121,19 @@ class FastTokenizer:
         self.max_length = max_length
         self.pad_id = self.backend.token_to_id(pad_token) or 0
 
-    def __call__(self, text: str | list[str], add_special_tokens: bool = True, **_: Any) -> dict[str, Any]:
+    def __call__(self, text: str | list[str], add_special_tokens: bool = True, return_offsets_mapping: bool = False,
+                 **_: Any) -> dict[str, Any]:
+        # Offsets are asked for by the explanation (where the embedding stopped reading); special tokens get
+        # (0, 0) in both this library and transformers.
+        def fields(encodings: list[Any]) -> dict[str, Any]:
+            out: dict[str, Any] = {"input_ids": [e.ids for e in encodings]}
+            if return_offsets_mapping:
+                out["offset_mapping"] = [list(e.offsets) for e in encodings]
+            return out
+
         if isinstance(text, str):
-            return {"input_ids": self.backend.encode(text, add_special_tokens=add_special_tokens).ids}
-        return {"input_ids": [e.ids for e in self.backend.encode_batch(text, add_special_tokens=add_special_tokens)]}
+            return {k: v[0] for k, v in fields([self.backend.encode(text, add_special_tokens=add_special_tokens)]).items()}
+        return fields(self.backend.encode_batch(text, add_special_tokens=add_special_tokens))
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.backend.decode(list(ids), skip_special_tokens=True)
