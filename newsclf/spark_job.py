@@ -254,7 +254,8 @@ def with_reasons(articles, kind: str):
     """``reason`` is null for a row that can be scored, else why not (the batch command's words)."""
     from pyspark.sql import functions as F
 
-    blank = lambda c: F.col(c).isNull() | (F.trim(F.col(c)) == "")  # noqa: E731
+    # Blank as Python's str.strip() sees it: Spark's trim() removes spaces only, not newlines or tabs.
+    blank = lambda c: F.col(c).isNull() | F.col(c).rlike(r"(?U)^\s*$")  # noqa: E731
     reason = (F.when(F.col(CORRUPT).isNotNull(), F.lit(UNREADABLE.get(kind, "unreadable row")))
               .when(blank("id"), F.lit(NO_ID))
               .when(blank("text"), F.lit(NO_TEXT)))
