@@ -18,6 +18,9 @@ from tqdm import tqdm
 
 from newsclf.predictor import ArticleInput, Prediction, Predictor
 
+# Why a row cannot be scored, in the words every scorer uses (also newsclf.spark_job).
+NO_ID = "no 'id'"
+NO_TEXT = "no 'text' (or an empty one)"
 BATCH = 32  # articles per call to the predictor: large enough to batch the embedder, small for the progress bar
 
 
@@ -68,9 +71,9 @@ def _article(row: dict) -> tuple[str, ArticleInput] | str:
     """The row's id and article, or why it cannot be scored."""
     rid, text, title = row.get("id"), row.get("text"), row.get("title")
     if rid is None or str(rid).strip() == "":
-        return "no 'id'"
+        return NO_ID
     if not isinstance(text, str) or not text.strip():
-        return "no 'text' (or an empty one)"
+        return NO_TEXT
     if title is not None and not isinstance(title, str):
         return "'title' must be a string"
     return str(rid), ArticleInput(text=text, title=title or None)

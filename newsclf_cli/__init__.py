@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("serving.__main__", "serve the HTTP API (the newest model, or NEWSCLF_MODEL)"),
     "classify": ("newsclf.cli", "classify a JSON Lines or CSV file of articles with a trained model"),
     "feedback": ("training.feedback_export", "export analysts' corrections (feedback.db) as corpus JSON Lines"),
+    "spark-score": ("newsclf.spark_job", "score an archive (Parquet, JSON Lines, CSV) with Spark and the registered "
+                                         "model"),
 }
 
 
@@ -29,7 +31,9 @@ def _usage() -> str:
              "commands:"]
     lines += [f"  {name:<{width}}  {text}" for name, (_, text) in COMMANDS.items()]
     lines += ["", "examples:", "  newsclf train", "  newsclf serve",
-              "  newsclf classify articles.jsonl -o labels.jsonl", "  newsclf promote --rollback"]
+              "  newsclf classify articles.jsonl -o labels.jsonl",
+              "  newsclf spark-score --input archive.parquet --output labels --master 'local[2]'",
+              "  newsclf promote --rollback"]
     return "\n".join(lines)
 
 
