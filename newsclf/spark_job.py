@@ -122,14 +122,16 @@ def fetch_model(ref: ModelRef, tracking_uri: str | None) -> Path:
 
 
 def prepare_embedder(local_model: Path, cache_dir: Path | None) -> None:
-    """Build the model's bundled embedder into ``cache_dir`` now, on the driver, when it is missing: local
-    workers share this disk, so they find it built instead of racing to build it each."""
-    from newsclf.embedding import default_cache_dir, resolve_model_path
+    """Build the model's bundled embedder, and its backend's export (OpenVINO IR, int8 calibration included),
+    into ``cache_dir`` now, on the driver, when they are missing: local workers share this disk, so they find
+    them built instead of racing to build them each."""
+    from newsclf.embedding import Embedder, default_cache_dir
     from newsclf.model_format import read_manifest
     from newsclf.pyfunc import model_folder_of
 
     manifest = read_manifest(model_folder_of(local_model))
-    resolve_model_path(manifest.embedder.config.model_copy(update={"cache_dir": cache_dir or default_cache_dir()}))
+    config = manifest.embedder.config.model_copy(update={"cache_dir": cache_dir or default_cache_dir()})
+    _ = Embedder(config, show_progress=False).identity  # loading builds what is missing; the model is dropped
 
 
 def java_version(java: str) -> int | None:
