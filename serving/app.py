@@ -8,18 +8,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
 from contextlib import asynccontextmanager
 from importlib import metadata
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import Body, Depends, FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from newsclf.predictor import ArticleInput
+from serving.auth import require_admin_key, require_api_key
+from serving.dispatcher import ClientGone, Overloaded, wait_disconnect
+from serving.docs import install_docs
 from serving.errors import InputError, ServiceError, install_error_handlers
-from serving.middleware import BodyGuardMiddleware, ObserveMiddleware
+from serving.json_body import BoundedJSONRoute
+from serving.middleware import BodyGuardMiddleware, HostGuardMiddleware, ObserveMiddleware
 from serving.schemas import (
     ArticleRequest,
     BatchRequest,
@@ -30,18 +35,38 @@ from serving.schemas import (
     Health,
     ModelInfo,
     Readiness,
+    ReloadRequest,
+    ReloadResult,
 )
-from serving.service import LoadedModel, Service, to_result
+from serving.service import LoadedModel, ReloadError, Service, public, to_result
 from serving.settings import ServiceSettings, SettingsError, load_settings
 
 log = logging.getLogger("serving")
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _ERRORS = {
-    400: {"model": ErrorResponse, "description": "Body is not valid JSON, or not UTF-8"},
-    413: {"model": ErrorResponse, "description": "Body larger than NEWSCLF_MAX_BODY_BYTES"},
+    400: {"model": ErrorResponse, "description": "Body is not valid JSON, not UTF-8, or repeats a key in an object; "
+          "or the Host header is not one of NEWSCLF_ALLOWED_HOSTS"},
+    401: {"model": ErrorResponse, "description": "API keys are configured and the request has no valid "
+          "`Authorization: Bearer <key>`"},
+    408: {"model": ErrorResponse, "description": "The body did not arrive within NEWSCLF_BODY_TIMEOUT_S"},
+    413: {"model": ErrorResponse, "description": "Body larger than this route's limit (one article for "
+          "/v1/classify, a full batch for /v1/classify/batch; NEWSCLF_MAX_BODY_BYTES at most)"},
     415: {"model": ErrorResponse, "description": "Body not sent as application/json"},
-    422: {"model": ErrorResponse, "description": "A field is missing, of the wrong type, empty or over a limit"},
-    503: {"model": ErrorResponse, "description": "The model is not loaded (yet); see /readyz"},
+    422: {"model": ErrorResponse, "description": "A field is missing, of the wrong type, blank or over a limit; "
+          "or the body holds more items than a batch may (at most 20 problems are listed, the message gives "
+          "the total)"},
+    503: {"model": ErrorResponse, "description": "The model is not loaded (yet; see /readyz), or the service is "
+          "busy: more than NEWSCLF_MAX_IN_FLIGHT articles are being classified. Then the `Retry-After` header says "
+          "in how many seconds to try again", "headers": {"Retry-After": {
+              "description": "Seconds to wait before retrying", "schema": {"type": "integer"}}}},
+}
+_OPEN_ERRORS = {400: _ERRORS[400]}
+_MODEL_ERRORS = {k: _ERRORS[k] for k in (400, 401, 503)}
+_ADMIN_ERRORS = {
+    **{k: _ERRORS[k] for k in (400, 401, 408, 413, 415, 422)},
+    403: {"model": ErrorResponse, "description": "Admin routes are disabled (NEWSCLF_ADMIN_KEYS is empty)"},
+    409: {"model": ErrorResponse, "description": "The reload failed (the previous model keeps serving; the "
+          "message says why) or another reload is running"},
 }
 
 
@@ -65,8 +90,31 @@ def configure_logging(level: str) -> None:
 def _ready_model(service: Service) -> LoadedModel:
     if service.model is None:
         headers = {"Retry-After": "5"} if service.status in ("starting", "loading") else None
-        raise ServiceError(503, "model_not_ready", f"the model is not ready: {service.reason}", headers=headers)
+        raise ServiceError(503, "model_not_ready", f"the model is not ready: {public(service.reason)}",
+                           headers=headers)
     return service.model
+
+
+async def _predict(request: Request, service: Service, model: LoadedModel, inputs: list[ArticleInput]) -> list:
+    """Predictions through the service's dispatcher: refused at once when it is full, dropped if the client leaves."""
+    dispatcher = service.dispatcher
+    assert dispatcher is not None
+    try:
+        dispatcher.admit(len(inputs))
+    except Overloaded as exc:
+        service.metrics.overloaded.inc()
+        raise ServiceError(503, "overloaded", f"the service is busy ({exc}): retry in {exc.retry_after} s",
+                           headers={"Retry-After": str(exc.retry_after)}) from None
+    # The body has been read: the next message from the server can only be the client's disconnection.
+    disconnected = asyncio.ensure_future(wait_disconnect(request.receive))
+    try:
+        return await dispatcher.submit(model, inputs, disconnected)
+    except ClientGone:
+        service.metrics.client_gone.inc()
+        raise ServiceError(499, "client_closed_request", "the client disconnected before the answer was ready") \
+            from None
+    finally:
+        disconnected.cancel()
 
 
 def _limit_problems(article: ArticleRequest, settings: ServiceSettings, prefix: str = "") -> list[FieldProblem]:
@@ -149,6 +197,7 @@ def create_app(settings: ServiceSettings | None = None, *, service: Service | No
         if service.model is None:
             service.start(resolved)
         yield
+        service.close()
 
     app = FastAPI(
         title="newsclf",
@@ -159,12 +208,19 @@ def create_app(settings: ServiceSettings | None = None, *, service: Service | No
                     "\"problem\"}], \"request_id\"}}`. Every response carries an `X-Request-ID` header (the one "
                     "sent, or a new one).",
         lifespan=lifespan,
+        docs_url=None,  # served from local files by install_docs: no CDN, so /docs works offline
+        redoc_url=None,
     )
+    app.router.route_class = BoundedJSONRoute
     app.state.service = service
     install_error_handlers(app)
-    # Added last = outermost: the observer sees (and ids, logs, counts) what the body guard refuses.
-    app.add_middleware(BodyGuardMiddleware, max_body_bytes=lambda: service.max_body_bytes)
+    # Added last = outermost: the observer sees (and ids, logs, counts) what the guards refuse.
+    app.add_middleware(BodyGuardMiddleware, max_body_bytes=service.max_body_bytes_for,
+                       timeout_s=lambda: service.body_timeout_s)
+    app.add_middleware(HostGuardMiddleware, allowed=lambda: service.allowed_hosts)
     app.add_middleware(ObserveMiddleware, metrics=lambda: service.metrics, routes=lambda: app.router.routes)
+    install_docs(app, service)
+    keyed = [Depends(require_api_key)]
 
     @app.get("/healthz", response_model=Health, tags=["service"], summary="The process is alive (always 200)")
     async def healthz() -> Health:
@@ -176,10 +232,12 @@ def create_app(settings: ServiceSettings | None = None, *, service: Service | No
     async def readyz(response: Response, service: ServiceDep) -> Readiness:
         if service.model is None:
             response.status_code = 503
-            return Readiness(status=service.status, reason=service.reason)
-        return Readiness(status="ready", model=service.model.ref)
+            return Readiness(status=service.status, reason=public(service.reason))
+        cache = service.cache_state()
+        degraded = [f"embedding cache off, every text is embedded: {public(cache)}"] if cache else []
+        return Readiness(status="ready", model=service.model.ref, degraded=degraded)
 
-    @app.get("/v1/model", response_model=ModelInfo, tags=["model"], responses={503: _ERRORS[503]},
+    @app.get("/v1/model", response_model=ModelInfo, tags=["model"], responses=_MODEL_ERRORS, dependencies=keyed,
              summary="The model being served: version, MLflow run, embedder, label sets, evaluation scores")
     async def model_info(service: ServiceDep) -> ModelInfo:
         _ready_model(service)
@@ -192,29 +250,29 @@ def create_app(settings: ServiceSettings | None = None, *, service: Service | No
         return Response(service.metrics.render(), media_type=service.metrics.content_type)
 
     @app.post("/v1/classify", response_model=ClassifyResponse, tags=["classify"], responses=_ERRORS,
-              summary="Classify one article")
+              dependencies=keyed, summary="Classify one article")
     async def classify(body: ArticleRequest, request: Request, service: ServiceDep) -> dict:
         # A request that breaks a limit is wrong whatever the model's state: 422 before 503.
         problems = _limit_problems(body, service.settings) if service.settings else []
         if problems:
             raise InputError(problems)
         model = _ready_model(service)
-        # Embedding is CPU-bound: in a worker thread, the event loop keeps answering (health checks included).
-        prediction = (await run_in_threadpool(service.predict, model, [ArticleInput(body.text, body.title)]))[0]
+        # Embedding is CPU-bound: in the dispatcher's worker thread, the event loop keeps answering.
+        prediction = (await _predict(request, service, model, [ArticleInput(body.text, body.title)]))[0]
         result = to_result(prediction, model.ref)
         service.metrics.observe_result("classify", result)
         request.state.labels = _log_labels([result])
         return result
 
     @app.post("/v1/classify/batch", response_model=BatchResponse, tags=["classify"], responses=_ERRORS,
-              summary="Classify several articles; results in the order sent")
+              dependencies=keyed, summary="Classify several articles; results in the order sent")
     async def classify_batch(body: BatchRequest, request: Request, service: ServiceDep) -> dict:
         problems = _batch_problems(body, service.settings) if service.settings else []
         if problems:
             raise InputError(problems)
         model = _ready_model(service)
         inputs = [ArticleInput(a.text, a.title) for a in body.articles]
-        predictions = await run_in_threadpool(service.predict, model, inputs)
+        predictions = await _predict(request, service, model, inputs)
         results = []
         for article, prediction in zip(body.articles, predictions, strict=True):
             result = to_result(prediction, model.ref)
@@ -222,6 +280,20 @@ def create_app(settings: ServiceSettings | None = None, *, service: Service | No
             results.append({"id": article.id, **result})
         request.state.labels = _log_labels(results)
         return {"results": results}
+
+    @app.post("/v1/admin/reload", response_model=ReloadResult, tags=["admin"], responses=_ADMIN_ERRORS,
+              dependencies=[Depends(require_admin_key)],
+              summary="Load the current champion (or a given version), verify it and swap it in")
+    async def reload(service: ServiceDep, body: Annotated[ReloadRequest | None, Body()] = None) -> ReloadResult:
+        """Loads in a worker thread while the old model keeps answering; requests already admitted finish on the
+        model they started with. A failed load keeps the old model and answers 409 with the reason."""
+        if service.settings is None:
+            raise ServiceError(503, "model_not_ready", "the service is still starting")
+        try:
+            old, new = await run_in_threadpool(service.reload, body.version if body else None)
+        except ReloadError as exc:
+            raise ServiceError(exc.status, "reload_failed", public(str(exc))) from None
+        return ReloadResult(previous=old.ref if old else None, current=new.ref)
 
     return app
 
