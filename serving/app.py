@@ -22,7 +22,7 @@ from newsclf.predictor import ArticleInput
 from serving.auth import require_admin_key, require_api_key
 from serving.dispatcher import ClientGone, Overloaded, wait_disconnect
 from serving.docs import install_docs
-from serving.errors import InputError, ServiceError, install_error_handlers
+from serving.errors import MAX_FIELDS, InputError, ServiceError, install_error_handlers
 from serving.json_body import BoundedJSONRoute
 from serving.middleware import BodyGuardMiddleware, HostGuardMiddleware, ObserveMiddleware
 from serving.schemas import (
@@ -60,7 +60,8 @@ _ERRORS = {
           "in how many seconds to try again", "headers": {"Retry-After": {
               "description": "Seconds to wait before retrying", "schema": {"type": "integer"}}}},
 }
-_OPEN_ERRORS = {400: _ERRORS[400]}
+_BATCH_ERRORS = {**_ERRORS, 409: {"model": ErrorResponse, "description": "Two articles of the batch have the same "
+                                  "id (a rule the JSON schema cannot state)"}}
 _MODEL_ERRORS = {k: _ERRORS[k] for k in (400, 401, 503)}
 _ADMIN_ERRORS = {
     **{k: _ERRORS[k] for k in (400, 401, 408, 413, 415, 422)},
@@ -134,8 +135,9 @@ def _limit_problems(article: ArticleRequest, settings: ServiceSettings, prefix: 
     return problems
 
 
-def _batch_problems(body: BatchRequest, settings: ServiceSettings) -> list[FieldProblem]:
-    problems = []
+def _batch_problems(body: BatchRequest, settings: ServiceSettings) -> tuple[list[FieldProblem], list[FieldProblem]]:
+    """(fields over a limit, ids repeated): a schema can state the limits but not that ids differ, hence a 409."""
+    problems, repeated = [], []
     if len(body.articles) > settings.max_batch_items:
         problems.append(FieldProblem(
             field="articles",
@@ -145,13 +147,13 @@ def _batch_problems(body: BatchRequest, settings: ServiceSettings) -> list[Field
     first: dict[str, int] = {}
     for i, article in enumerate(body.articles):
         if article.id in first:
-            problems.append(FieldProblem(
+            repeated.append(FieldProblem(
                 field=f"articles[{i}].id",
                 problem=f"repeats the id of articles[{first[article.id]}]: ids must be unique within a batch",
             ))
         first.setdefault(article.id, i)
         problems += _limit_problems(article, settings, f"articles[{i}].")
-    return problems
+    return problems, repeated
 
 
 def _log_labels(results: list[dict]) -> str:
@@ -264,12 +266,15 @@ def create_app(settings: ServiceSettings | None = None, *, service: Service | No
         request.state.labels = _log_labels([result])
         return result
 
-    @app.post("/v1/classify/batch", response_model=BatchResponse, tags=["classify"], responses=_ERRORS,
+    @app.post("/v1/classify/batch", response_model=BatchResponse, tags=["classify"], responses=_BATCH_ERRORS,
               dependencies=keyed, summary="Classify several articles; results in the order sent")
     async def classify_batch(body: BatchRequest, request: Request, service: ServiceDep) -> dict:
-        problems = _batch_problems(body, service.settings) if service.settings else []
+        problems, repeated = _batch_problems(body, service.settings) if service.settings else ([], [])
         if problems:
             raise InputError(problems)
+        if repeated:
+            raise ServiceError(409, "duplicate_ids", f"invalid request: {len(repeated)} article ids repeat an "
+                               "earlier id in the batch; give each article its own id", repeated[:MAX_FIELDS])
         model = _ready_model(service)
         inputs = [ArticleInput(a.text, a.title) for a in body.articles]
         predictions = await _predict(request, service, model, inputs)

@@ -96,7 +96,8 @@ class BatchArticle(ArticleRequest):
     model_config = ConfigDict(json_schema_extra={"examples": [{"id": "a1", "title": EXAMPLE_TITLE,
                                                                "text": EXAMPLE_TEXT}]})
 
-    id: str = Field(description="The caller's id of the article, unique within the batch", max_length=MAX_ID_CHARS)
+    id: str = Field(description="The caller's id of the article, unique within the batch", max_length=MAX_ID_CHARS,
+                    json_schema_extra={"pattern": r"\S"})
 
     @field_validator("id")
     @classmethod

@@ -456,7 +456,7 @@ BAD_INPUTS = [
     ("batch over max_batch_items", "/v1/classify/batch",
      {"json": {"articles": [{"id": f"a{i}", "text": _OK} for i in range(65)]}}, 422, "articles"),
     ("duplicate ids", "/v1/classify/batch",
-     {"json": {"articles": [{"id": "a", "text": _OK}, {"id": "a", "text": _OK}]}}, 422, "articles[1].id"),
+     {"json": {"articles": [{"id": "a", "text": _OK}, {"id": "a", "text": _OK}]}}, 409, "articles[1].id"),
     ("empty id", "/v1/classify/batch", {"json": {"articles": [{"id": "", "text": _OK}]}}, 422, "articles[0].id"),
     ("blank id", "/v1/classify/batch", {"json": {"articles": [{"id": "  ", "text": _OK}]}}, 422, "articles[0].id"),
     ("id not a string", "/v1/classify/batch", {"json": {"articles": [{"id": 7, "text": _OK}]}}, 422,
