@@ -3,12 +3,13 @@
 Why one component: admission (backpressure), cancellation and coalescing all decide what the single worker
 embeds next, so they share one lock and one count.
 
-- **Backpressure**: at most ``max_in_flight`` articles queued or being embedded. A request that would pass the
-  bound is refused at once (``Overloaded`` -> 503 with ``Retry-After``) instead of waiting behind everyone: with
-  a CPU-bound model, queueing more only makes every answer later (latency = queue / throughput).
+- **Backpressure**: at most ``max_in_flight`` articles queued or being embedded, and (``max_wait_s``) no more
+  than the measured throughput clears in that many seconds. A request that would pass either bound is refused at
+  once (``Overloaded`` -> 503 with ``Retry-After``) instead of waiting behind everyone: with a CPU-bound model,
+  queueing more only makes every answer later (latency = queue / throughput).
 - **Cancellation**: a request whose client hung up is marked; the worker drops marked requests before embedding
   them (one already in a forward pass finishes, its answer is discarded).
-- **Coalescing**: the worker takes the first queued request, waits up to ``window_s`` for more, and predicts up
+- **Coalescing**: a worker takes the first queued request, waits up to ``window_s`` for more, and predicts up
   to ``max_batch`` articles in one call, so concurrent single requests share forward passes the way a batch
   request does. Requests for different models (during a hot reload) are never mixed in one call.
 """
@@ -72,9 +73,10 @@ class InferenceDispatcher:
     """Queue + worker thread around ``predict(model, articles) -> list`` (one result per article, in order)."""
 
     def __init__(self, predict: Callable[[Any, list[Any]], list[Any]], *, max_in_flight: int, max_batch: int,
-                 window_s: float) -> None:
+                 window_s: float, max_wait_s: float | None = None, workers: int = 1) -> None:
         self._predict = predict
         self.max_in_flight = max_in_flight
+        self.max_wait_s = max_wait_s
         self.max_batch = max_batch
         self.window_s = window_s
         self._queue: deque[_Job] = deque()
@@ -85,15 +87,24 @@ class InferenceDispatcher:
         self.articles_done = 0
         self._rate = 0.0  # articles per second, smoothed: for Retry-After
         self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="newsclf-inference", daemon=True)
-        self._thread.start()
+        # Two workers by default: while one is in a forward pass (serialised by the embedder's lock), the other
+        # cleans, tokenises and scores the lexical and sentence heads of its own group.
+        self._threads = [threading.Thread(target=self._run, name=f"newsclf-inference-{i}", daemon=True)
+                         for i in range(workers)]
+        for thread in self._threads:
+            thread.start()
 
     # --- the event loop's side -------------------------------------------------------------------
     def admit(self, n: int) -> None:
         """Count ``n`` articles in, or raise ``Overloaded``. Separate from ``submit`` so a caller may refuse early."""
         with self._cond:
-            if self.in_flight > 0 and self.in_flight + n > self.max_in_flight:
-                raise Overloaded(self.in_flight, self.max_in_flight, self._retry_after())
+            if self.in_flight > 0:
+                if self.in_flight + n > self.max_in_flight:
+                    raise Overloaded(self.in_flight, self.max_in_flight, self._retry_after())
+                # The wait this request would have, at the throughput measured so far: on a machine that got
+                # slower (a busy neighbour), fewer articles are admitted, so answers stay within the target.
+                if self.max_wait_s is not None and self._rate and (self.in_flight + n) / self._rate > self.max_wait_s:
+                    raise Overloaded(self.in_flight, max(1, int(self._rate * self.max_wait_s)), self._retry_after())
             self.in_flight += n
 
     async def submit(self, model: Any, articles: Sequence[Any], disconnected: asyncio.Future | None = None) -> list:
@@ -118,9 +129,10 @@ class InferenceDispatcher:
     def stop(self) -> None:
         with self._cond:
             self._stopping = True
-            self._cond.notify()
+            self._cond.notify_all()
 
     def _retry_after(self) -> int:
+        # From one worker's throughput: conservative when several overlap.
         rate = self._rate or 1.0
         return max(1, min(60, math.ceil(self.in_flight / rate)))
 

@@ -188,7 +188,8 @@ class Service:
         if self.dispatcher is None:
             self.dispatcher = InferenceDispatcher(
                 self.predict, max_in_flight=settings.max_in_flight, max_batch=settings.coalesce_max_batch,
-                window_s=settings.coalesce_window_ms / 1000)
+                window_s=settings.coalesce_window_ms / 1000, max_wait_s=settings.max_queue_wait_s,
+                workers=settings.inference_workers)
 
     def close(self) -> None:
         if self.dispatcher is not None:

@@ -101,11 +101,18 @@ class ServiceSettings(BaseSettings):
         description="Most articles queued or being classified at once; a request past it gets 503 with "
         "Retry-After at once instead of waiting behind everyone (latency = queue / throughput)",
     )
+    max_queue_wait_s: float = Field(
+        2.0, gt=0, le=600,
+        description="Most seconds of work (at the throughput measured so far) queued at once; past it, 503 with "
+        "Retry-After. Keeps answers within about this time when the machine is slower than expected",
+    )
     coalesce_window_ms: float = Field(
         5.0, ge=0, le=1000,
         description="How long the inference worker waits for more requests to predict together with the first",
     )
-    coalesce_max_batch: int = Field(16, ge=1, le=1024, description="Most articles predicted in one call")
+    coalesce_max_batch: int = Field(8, ge=1, le=1024, description="Most articles predicted in one call")
+    inference_workers: int = Field(2, ge=1, le=16, description="Threads taking requests from the queue (forward "
+                                   "passes are serialised by the embedder; the rest of a prediction overlaps)")
     # --- connections (`newsclf serve`, serving/server.py) ---
     header_timeout_s: float = Field(10.0, gt=0, le=600,
                                     description="Seconds a connection has to send a complete request head")

@@ -55,7 +55,8 @@ def model_copy(small_model_dir: Path, tmp_path_factory) -> Path:
 def settings(model_copy: Path, tmp_path_factory) -> ServiceSettings:
     cache = _cache_with_embedder(tmp_path_factory.mktemp("cache"), model_copy)
     return ServiceSettings(model=str(model_copy), embedding_cache_dir=cache, header_timeout_s=1.0,
-                           body_timeout_s=1.0, max_in_flight=4, coalesce_window_ms=5, admin_keys=ADMIN)
+                           body_timeout_s=1.0, max_in_flight=4, max_queue_wait_s=600, coalesce_window_ms=5,
+                           admin_keys=ADMIN)
 
 
 @pytest.fixture(scope="module")
@@ -228,22 +229,25 @@ def test_a_request_whose_client_left_is_not_embedded(live, monkeypatch):
     monkeypatch.setattr(service.dispatcher, "window_s", 0.0)
     dropped = service.dispatcher.dropped
 
-    def hold():
-        httpx.post(f"{url}/v1/classify", json=ARTICLE, timeout=30)
+    def hold(i):
+        httpx.post(f"{url}/v1/classify", json={**ARTICLE, "title": f"held {i}"}, timeout=30)
 
-    holder = threading.Thread(target=hold)
-    holder.start()
-    time.sleep(0.3)  # the first request is in the worker, blocked on the gate
+    workers = service.settings.inference_workers
+    holders = [threading.Thread(target=hold, args=(i,)) for i in range(workers)]
+    for holder in holders:
+        holder.start()
+    time.sleep(0.5)  # every worker is now blocked on the gate with one request
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(f"{url}/v1/classify", json={**ARTICLE, "title": "other"}, timeout=0.5)
     time.sleep(0.3)
     gate.set()
-    holder.join()
+    for holder in holders:
+        holder.join()
     for _ in range(50):
         if service.dispatcher.dropped > dropped:
             break
         time.sleep(0.05)
-    assert seen == [1], seen  # only the first request was predicted
+    assert seen == [1] * workers, seen  # only the held requests were predicted
     assert service.dispatcher.dropped == dropped + 1
     assert service.dispatcher.in_flight == 0
 
@@ -305,6 +309,38 @@ def test_the_dispatcher_bounds_articles_in_flight_and_drops_the_departed():
     assert refused.retry_after >= 1
     assert calls == [["a"]]
     assert dispatcher.in_flight == 0 and dispatcher.dropped == 1
+
+
+def test_the_dispatcher_admits_no_more_than_its_measured_throughput_clears_in_max_wait():
+    gate = threading.Event()
+
+    def predict(model, articles):
+        if articles[0] == "slow":
+            gate.wait(5)
+        else:
+            time.sleep(0.1)  # 10 articles/s
+        return articles
+
+    dispatcher = InferenceDispatcher(predict, max_in_flight=1000, max_batch=1, window_s=0, max_wait_s=0.5)
+
+    async def scenario():
+        dispatcher.admit(1)
+        await dispatcher.submit("m", ["measure"])  # the throughput is now known: about 10 articles/s
+        dispatcher.admit(1)
+        slow = asyncio.create_task(dispatcher.submit("m", ["slow"]))
+        await asyncio.sleep(0.05)
+        admitted = 0
+        with pytest.raises(Overloaded):
+            for _ in range(100):
+                dispatcher.admit(1)
+                admitted += 1
+        gate.set()
+        await slow
+        return admitted
+
+    admitted = asyncio.run(scenario())
+    assert 2 <= admitted <= 5, admitted  # 0.5 s at about 10 articles/s, the slow one included
+    dispatcher.stop()
 
 
 # --- keys, hosts, paths --------------------------------------------------------------------------------------------
