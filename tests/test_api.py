@@ -153,7 +153,10 @@ def empty_embedding_cache(small_model_dir: Path, tmp_path_factory: pytest.TempPa
 
 @pytest.fixture(scope="module")
 def small_settings(small_model_dir: Path, empty_embedding_cache: Path) -> ServiceSettings:
-    return ServiceSettings(model=str(small_model_dir), embedding_cache_dir=empty_embedding_cache)
+    # No shedding by measured throughput here: these tests expect every request answered (test_api_traffic.py
+    # tests backpressure).
+    return ServiceSettings(model=str(small_model_dir), embedding_cache_dir=empty_embedding_cache,
+                           max_queue_wait_s=600)
 
 
 @pytest.fixture(scope="module")
