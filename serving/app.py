@@ -273,8 +273,10 @@ def create_app(settings: ServiceSettings | None = None, *, service: Service | No
         if problems:
             raise InputError(problems)
         if repeated:
-            raise ServiceError(409, "duplicate_ids", f"invalid request: {len(repeated)} article ids repeat an "
-                               "earlier id in the batch; give each article its own id", repeated[:MAX_FIELDS])
+            first = repeated[0]
+            more = f" (and {len(repeated) - 1} more repeated ids)" if len(repeated) > 1 else ""
+            raise ServiceError(409, "duplicate_ids", f"invalid request: {first.field} {first.problem}{more}",
+                               repeated[:MAX_FIELDS])
         model = _ready_model(service)
         inputs = [ArticleInput(a.text, a.title) for a in body.articles]
         predictions = await _predict(request, service, model, inputs)

@@ -97,12 +97,12 @@ class BatchArticle(ArticleRequest):
                                                                "text": EXAMPLE_TEXT}]})
 
     id: str = Field(description="The caller's id of the article, unique within the batch", max_length=MAX_ID_CHARS,
-                    json_schema_extra={"pattern": r"\S"})
+                    json_schema_extra={"pattern": VISIBLE_CHARACTER})
 
     @field_validator("id")
     @classmethod
     def _id_not_blank(cls, value: str) -> str:
-        if not value.strip():
+        if not _VISIBLE.search(value):  # the schema's pattern: one rule, whatever regex engine a client uses
             raise ValueError("must be a non-empty string that identifies the article within the batch")
         return _utf8(value)
 
