@@ -132,7 +132,8 @@ class FastTokenizer:
             return out
 
         if isinstance(text, str):
-            return {k: v[0] for k, v in fields([self.backend.encode(text, add_special_tokens=add_special_tokens)]).items()}
+            one = self.backend.encode(text, add_special_tokens=add_special_tokens)
+            return {k: v[0] for k, v in fields([one]).items()}
         return fields(self.backend.encode_batch(text, add_special_tokens=add_special_tokens))
 
     def decode(self, ids: Sequence[int]) -> str:

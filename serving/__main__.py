@@ -11,10 +11,9 @@ import argparse
 import sys
 from pathlib import Path
 
-import uvicorn
-
 from newsclf.model_format import ModelIntegrityError, verify
 from serving.app import configure_logging, create_app
+from serving.server import run
 from serving.service import NoModel, model_source
 from serving.settings import SettingsError, is_model_uri, load_settings
 
@@ -51,9 +50,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     configure_logging(settings.log_level)
     _say(f"serving {source} on http://{settings.host}:{settings.port} (API docs at /docs; the model loads in the "
          "background, /readyz answers 200 once it is ready)")
-    # The service logs one line per request (with its id, size, labels, latency): uvicorn's access log would repeat it.
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
-                access_log=False)
+    # uvicorn with h11, deadlines for heads and bodies, a head size limit and a connection cap (serving/server.py).
+    run(create_app(settings), settings)
     return 0
 
 

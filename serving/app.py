@@ -8,20 +8,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
 from contextlib import asynccontextmanager
 from importlib import metadata
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Query, Request, Response
+from fastapi import Body, Depends, FastAPI, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from newsclf.explanation import explain as explain_predictions
 from newsclf.predictor import ArticleInput
-from serving.errors import InputError, ServiceError, install_error_handlers
+from serving.auth import require_admin_key, require_api_key
+from serving.dispatcher import ClientGone, Overloaded, wait_disconnect
+from serving.docs import install_docs
+from serving.errors import MAX_FIELDS, InputError, ServiceError, install_error_handlers
 from serving.feedback import include_feedback
-from serving.middleware import BodyGuardMiddleware, ObserveMiddleware
+from serving.json_body import BoundedJSONRoute
+from serving.middleware import BodyGuardMiddleware, HostGuardMiddleware, ObserveMiddleware
 from serving.page import include_page
 from serving.schemas import (
     ArticleRequest,
@@ -33,18 +38,39 @@ from serving.schemas import (
     Health,
     ModelInfo,
     Readiness,
+    ReloadRequest,
+    ReloadResult,
 )
-from serving.service import LoadedModel, Service, to_result
+from serving.service import LoadedModel, ReloadError, Service, public, to_result
 from serving.settings import ServiceSettings, SettingsError, load_settings
 
 log = logging.getLogger("serving")
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _ERRORS = {
-    400: {"model": ErrorResponse, "description": "Body is not valid JSON, or not UTF-8"},
-    413: {"model": ErrorResponse, "description": "Body larger than NEWSCLF_MAX_BODY_BYTES"},
+    400: {"model": ErrorResponse, "description": "Body is not valid JSON, not UTF-8, or repeats a key in an object; "
+          "or the Host header is not one of NEWSCLF_ALLOWED_HOSTS"},
+    401: {"model": ErrorResponse, "description": "API keys are configured and the request has no valid "
+          "`Authorization: Bearer <key>`"},
+    408: {"model": ErrorResponse, "description": "The body did not arrive within NEWSCLF_BODY_TIMEOUT_S"},
+    413: {"model": ErrorResponse, "description": "Body larger than this route's limit (one article for "
+          "/v1/classify, a full batch for /v1/classify/batch; NEWSCLF_MAX_BODY_BYTES at most)"},
     415: {"model": ErrorResponse, "description": "Body not sent as application/json"},
-    422: {"model": ErrorResponse, "description": "A field is missing, of the wrong type, empty or over a limit"},
-    503: {"model": ErrorResponse, "description": "The model is not loaded (yet); see /readyz"},
+    422: {"model": ErrorResponse, "description": "A field is missing, of the wrong type, blank or over a limit; "
+          "or the body holds more items than a batch may (at most 20 problems are listed, the message gives "
+          "the total)"},
+    503: {"model": ErrorResponse, "description": "The model is not loaded (yet; see /readyz), or the service is "
+          "busy: more than NEWSCLF_MAX_IN_FLIGHT articles are being classified. Then the `Retry-After` header says "
+          "in how many seconds to try again", "headers": {"Retry-After": {
+              "description": "Seconds to wait before retrying", "schema": {"type": "integer"}}}},
+}
+_BATCH_ERRORS = {**_ERRORS, 409: {"model": ErrorResponse, "description": "Two articles of the batch have the same "
+                                  "id (a rule the JSON schema cannot state)"}}
+_MODEL_ERRORS = {k: _ERRORS[k] for k in (400, 401, 503)}
+_ADMIN_ERRORS = {
+    **{k: _ERRORS[k] for k in (400, 401, 408, 413, 415, 422)},
+    403: {"model": ErrorResponse, "description": "Admin routes are disabled (NEWSCLF_ADMIN_KEYS is empty)"},
+    409: {"model": ErrorResponse, "description": "The reload failed (the previous model keeps serving; the "
+          "message says why) or another reload is running"},
 }
 
 
@@ -68,8 +94,31 @@ def configure_logging(level: str) -> None:
 def _ready_model(service: Service) -> LoadedModel:
     if service.model is None:
         headers = {"Retry-After": "5"} if service.status in ("starting", "loading") else None
-        raise ServiceError(503, "model_not_ready", f"the model is not ready: {service.reason}", headers=headers)
+        raise ServiceError(503, "model_not_ready", f"the model is not ready: {public(service.reason)}",
+                           headers=headers)
     return service.model
+
+
+async def _predict(request: Request, service: Service, model: LoadedModel, inputs: list[ArticleInput]) -> list:
+    """Predictions through the service's dispatcher: refused at once when it is full, dropped if the client leaves."""
+    dispatcher = service.dispatcher
+    assert dispatcher is not None
+    try:
+        dispatcher.admit(len(inputs))
+    except Overloaded as exc:
+        service.metrics.overloaded.inc()
+        raise ServiceError(503, "overloaded", f"the service is busy ({exc}): retry in {exc.retry_after} s",
+                           headers={"Retry-After": str(exc.retry_after)}) from None
+    # The body has been read: the next message from the server can only be the client's disconnection.
+    disconnected = asyncio.ensure_future(wait_disconnect(request.receive))
+    try:
+        return await dispatcher.submit(model, inputs, disconnected)
+    except ClientGone:
+        service.metrics.client_gone.inc()
+        raise ServiceError(499, "client_closed_request", "the client disconnected before the answer was ready") \
+            from None
+    finally:
+        disconnected.cancel()
 
 
 def _limit_problems(article: ArticleRequest, settings: ServiceSettings, prefix: str = "") -> list[FieldProblem]:
@@ -89,8 +138,9 @@ def _limit_problems(article: ArticleRequest, settings: ServiceSettings, prefix: 
     return problems
 
 
-def _batch_problems(body: BatchRequest, settings: ServiceSettings) -> list[FieldProblem]:
-    problems = []
+def _batch_problems(body: BatchRequest, settings: ServiceSettings) -> tuple[list[FieldProblem], list[FieldProblem]]:
+    """(fields over a limit, ids repeated): a schema can state the limits but not that ids differ, hence a 409."""
+    problems, repeated = [], []
     if len(body.articles) > settings.max_batch_items:
         problems.append(FieldProblem(
             field="articles",
@@ -100,13 +150,13 @@ def _batch_problems(body: BatchRequest, settings: ServiceSettings) -> list[Field
     first: dict[str, int] = {}
     for i, article in enumerate(body.articles):
         if article.id in first:
-            problems.append(FieldProblem(
+            repeated.append(FieldProblem(
                 field=f"articles[{i}].id",
                 problem=f"repeats the id of articles[{first[article.id]}]: ids must be unique within a batch",
             ))
         first.setdefault(article.id, i)
         problems += _limit_problems(article, settings, f"articles[{i}].")
-    return problems
+    return problems, repeated
 
 
 def _log_labels(results: list[dict]) -> str:
@@ -152,6 +202,7 @@ def create_app(settings: ServiceSettings | None = None, *, service: Service | No
         if service.model is None:
             service.start(resolved)
         yield
+        service.close()
 
     app = FastAPI(
         title="newsclf",
@@ -162,12 +213,19 @@ def create_app(settings: ServiceSettings | None = None, *, service: Service | No
                     "\"problem\"}], \"request_id\"}}`. Every response carries an `X-Request-ID` header (the one "
                     "sent, or a new one).",
         lifespan=lifespan,
+        docs_url=None,  # served from local files by install_docs: no CDN, so /docs works offline
+        redoc_url=None,
     )
+    app.router.route_class = BoundedJSONRoute
     app.state.service = service
     install_error_handlers(app)
-    # Added last = outermost: the observer sees (and ids, logs, counts) what the body guard refuses.
-    app.add_middleware(BodyGuardMiddleware, max_body_bytes=lambda: service.max_body_bytes)
+    # Added last = outermost: the observer sees (and ids, logs, counts) what the guards refuse.
+    app.add_middleware(BodyGuardMiddleware, max_body_bytes=service.max_body_bytes_for,
+                       timeout_s=lambda: service.body_timeout_s)
+    app.add_middleware(HostGuardMiddleware, allowed=lambda: service.allowed_hosts)
     app.add_middleware(ObserveMiddleware, metrics=lambda: service.metrics, routes=lambda: app.router.routes)
+    install_docs(app, service)
+    keyed = [Depends(require_api_key)]
 
     @app.get("/healthz", response_model=Health, tags=["service"], summary="The process is alive (always 200)")
     async def healthz() -> Health:
@@ -179,10 +237,12 @@ def create_app(settings: ServiceSettings | None = None, *, service: Service | No
     async def readyz(response: Response, service: ServiceDep) -> Readiness:
         if service.model is None:
             response.status_code = 503
-            return Readiness(status=service.status, reason=service.reason)
-        return Readiness(status="ready", model=service.model.ref)
+            return Readiness(status=service.status, reason=public(service.reason))
+        cache = service.cache_state()
+        degraded = [f"embedding cache off, every text is embedded: {public(cache)}"] if cache else []
+        return Readiness(status="ready", model=service.model.ref, degraded=degraded)
 
-    @app.get("/v1/model", response_model=ModelInfo, tags=["model"], responses={503: _ERRORS[503]},
+    @app.get("/v1/model", response_model=ModelInfo, tags=["model"], responses=_MODEL_ERRORS, dependencies=keyed,
              summary="The model being served: version, MLflow run, embedder, label sets, evaluation scores")
     async def model_info(service: ServiceDep) -> ModelInfo:
         _ready_model(service)
@@ -196,7 +256,7 @@ def create_app(settings: ServiceSettings | None = None, *, service: Service | No
 
     # Unset fields are left out: `explanation` appears only when asked for, so the default answer stays small.
     @app.post("/v1/classify", response_model=ClassifyResponse, response_model_exclude_unset=True,
-              tags=["classify"], responses=_ERRORS, summary="Classify one article")
+              tags=["classify"], responses=_ERRORS, dependencies=keyed, summary="Classify one article")
     async def classify(body: ArticleRequest, request: Request, service: ServiceDep,
                        explain: Annotated[bool, Query(description="Add `explanation`: the text the model read, "
                                                       "the countries and evidence found in it")] = False) -> dict:
@@ -205,9 +265,9 @@ def create_app(settings: ServiceSettings | None = None, *, service: Service | No
         if problems:
             raise InputError(problems)
         model = _ready_model(service)
-        # Embedding is CPU-bound: in a worker thread, the event loop keeps answering (health checks included).
+        # Embedding is CPU-bound: in the dispatcher's worker thread, the event loop keeps answering.
         inputs = [ArticleInput(body.text, body.title)]
-        prediction = (await run_in_threadpool(service.predict, model, inputs))[0]
+        prediction = (await _predict(request, service, model, inputs))[0]
         result = to_result(prediction, model.ref)
         if explain:
             explained = await run_in_threadpool(explain_predictions, model.predictor, inputs, [prediction])
@@ -216,15 +276,20 @@ def create_app(settings: ServiceSettings | None = None, *, service: Service | No
         request.state.labels = _log_labels([result])
         return result
 
-    @app.post("/v1/classify/batch", response_model=BatchResponse, tags=["classify"], responses=_ERRORS,
-              summary="Classify several articles; results in the order sent")
+    @app.post("/v1/classify/batch", response_model=BatchResponse, tags=["classify"], responses=_BATCH_ERRORS,
+              dependencies=keyed, summary="Classify several articles; results in the order sent")
     async def classify_batch(body: BatchRequest, request: Request, service: ServiceDep) -> dict:
-        problems = _batch_problems(body, service.settings) if service.settings else []
+        problems, repeated = _batch_problems(body, service.settings) if service.settings else ([], [])
         if problems:
             raise InputError(problems)
+        if repeated:
+            first = repeated[0]
+            more = f" (and {len(repeated) - 1} more repeated ids)" if len(repeated) > 1 else ""
+            raise ServiceError(409, "duplicate_ids", f"invalid request: {first.field} {first.problem}{more}",
+                               repeated[:MAX_FIELDS])
         model = _ready_model(service)
         inputs = [ArticleInput(a.text, a.title) for a in body.articles]
-        predictions = await run_in_threadpool(service.predict, model, inputs)
+        predictions = await _predict(request, service, model, inputs)
         results = []
         for article, prediction in zip(body.articles, predictions, strict=True):
             result = to_result(prediction, model.ref)
@@ -233,8 +298,22 @@ def create_app(settings: ServiceSettings | None = None, *, service: Service | No
         request.state.labels = _log_labels(results)
         return {"results": results}
 
-    include_page(app)
-    include_feedback(app)  # the lead puts it behind require_api_key when keys are set
+    @app.post("/v1/admin/reload", response_model=ReloadResult, tags=["admin"], responses=_ADMIN_ERRORS,
+              dependencies=[Depends(require_admin_key)],
+              summary="Load the current champion (or a given version), verify it and swap it in")
+    async def reload(service: ServiceDep, body: Annotated[ReloadRequest | None, Body()] = None) -> ReloadResult:
+        """Loads in a worker thread while the old model keeps answering; requests already admitted finish on the
+        model they started with. A failed load keeps the old model and answers 409 with the reason."""
+        if service.settings is None:
+            raise ServiceError(503, "model_not_ready", "the service is still starting")
+        try:
+            old, new = await run_in_threadpool(service.reload, body.version if body else None)
+        except ReloadError as exc:
+            raise ServiceError(exc.status, "reload_failed", public(str(exc))) from None
+        return ReloadResult(previous=old.ref if old else None, current=new.ref)
+
+    include_page(app)  # the page itself is open; every call it makes goes through the keyed API routes
+    include_feedback(app, dependencies=keyed)
     return app
 
 

@@ -19,6 +19,9 @@ from serving.schemas import ErrorBody, ErrorResponse, FieldProblem
 
 log = logging.getLogger("serving")
 _SHOWN_FIELDS = 5
+# Most field problems listed in one answer (the message gives the total): a body of many bad items must not
+# become an answer many times its size.
+MAX_FIELDS = 20
 _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 406: "not_acceptable",
                413: "body_too_large", 415: "unsupported_media_type"}
 
@@ -40,7 +43,7 @@ class InputError(ServiceError):
     """Request fields that break a limit of the running service (422, like the schema's own checks)."""
 
     def __init__(self, fields: Sequence[FieldProblem]) -> None:
-        super().__init__(422, "invalid_input", _summary(fields), fields)
+        super().__init__(422, "invalid_input", _summary(fields), fields[:MAX_FIELDS])
 
 
 def request_id_of(scope_or_request) -> str | None:
@@ -91,7 +94,8 @@ def _problem(error: dict) -> str:
 def _summary(fields: Sequence[FieldProblem]) -> str:
     shown = "; ".join(f"{f.field} {f.problem}" for f in fields[:_SHOWN_FIELDS])
     more = f" (and {len(fields) - _SHOWN_FIELDS} more problems)" if len(fields) > _SHOWN_FIELDS else ""
-    return f"invalid request: {shown}{more}"
+    listed = f" [{MAX_FIELDS} of {len(fields)} problems listed in fields]" if len(fields) > MAX_FIELDS else ""
+    return f"invalid request: {shown}{more}{listed}"
 
 
 def _json_position(doc: object, pos: int) -> str:
@@ -110,11 +114,11 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
         e = bad_json[0]
         reason = (e.get("ctx") or {}).get("error", "JSON decode error")
         where = _json_position(getattr(exc, "body", None), int(e["loc"][-1]))
-        problem = f"is not valid JSON: {reason} {where}"
+        problem = f"is not valid JSON: {reason.removesuffix(' at')} {where}"
         return error_response(400, "invalid_json", f"invalid request: body {problem}",
                               [FieldProblem(field="body", problem=problem)], request_id=rid)
     fields = [FieldProblem(field=field_path(e["loc"]), problem=_problem(e)) for e in errors]
-    return error_response(422, "invalid_input", _summary(fields), fields, request_id=rid)
+    return error_response(422, "invalid_input", _summary(fields), fields[:MAX_FIELDS], request_id=rid)
 
 
 async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:

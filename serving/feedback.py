@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from newsclf.feedback_store import Correction, FeedbackStore
 from serving.errors import InputError
 from serving.feedback_schemas import FeedbackRequest, FeedbackSaved
+from serving.json_body import BoundedJSONRoute
 from serving.schemas import ErrorResponse, FieldProblem, ModelRef
 from serving.service import Service
 
@@ -30,7 +31,7 @@ def feedback_store(request: Request) -> FeedbackStore:
     return FeedbackStore(service.settings.feedback_db)
 
 
-router = APIRouter(tags=["feedback"])
+router = APIRouter(tags=["feedback"], route_class=BoundedJSONRoute)  # duplicate keys refused, bounded parsing
 
 
 @router.post("/v1/feedback", response_model=FeedbackSaved, status_code=201,

@@ -38,6 +38,15 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.overloaded = Counter(
+            "newsclf_requests_overloaded", "Requests refused with 503 because NEWSCLF_MAX_IN_FLIGHT articles were "
+            "in flight", registry=self.registry,
+        )
+        self.client_gone = Counter(
+            "newsclf_requests_abandoned", "Requests dropped because their client disconnected before the answer",
+            registry=self.registry,
+        )
+
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(route, method, str(status)).inc()
         self.latency.labels(route, method).observe(seconds)

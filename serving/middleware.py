@@ -6,6 +6,7 @@ reaches the app's catch-all handler.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -101,15 +102,16 @@ class BodyGuardMiddleware:
     understate Content-Length), so an oversized body is never held in memory.
     """
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: Callable[[], int]) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: Callable[[str], int], timeout_s: Callable[[], float]) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.timeout_s = timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
             await self.app(scope, receive, send)
             return
-        limit = self.max_body_bytes()
+        limit = self.max_body_bytes(scope["path"])
         headers = Headers(scope=scope)
         declared = headers.get("content-length")
         if declared is not None:
@@ -121,16 +123,25 @@ class BodyGuardMiddleware:
                 await self._too_large(scope, receive, send, limit, f"declares {int(declared)} bytes")
                 return
         body = bytearray()
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return  # the client left; nobody to answer
-            body += message.get("body", b"")
-            if len(body) > limit:
-                await self._too_large(scope, receive, send, limit, f"has more than {limit} bytes")
-                return
-            if not message.get("more_body", False):
-                break
+        timeout = self.timeout_s()
+        try:
+            # A client that trickles its body would otherwise hold the connection (and its memory) for ever.
+            async with asyncio.timeout(timeout):
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return  # the client left; nobody to answer
+                    body += message.get("body", b"")
+                    if len(body) > limit:
+                        await self._too_large(scope, receive, send, limit, f"has more than {limit} bytes")
+                        return
+                    if not message.get("more_body", False):
+                        break
+        except TimeoutError:
+            await self._refuse(scope, receive, send, 408, "body_timeout",
+                               f"the body did not arrive within {timeout:g} s (NEWSCLF_BODY_TIMEOUT_S): send it at "
+                               "once, not in a trickle", close=True)
+            return
         if body:
             content_type = headers.get("content-type", "")
             if not _is_json(content_type):
@@ -157,10 +168,54 @@ class BodyGuardMiddleware:
 
     @staticmethod
     async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, code: str, message: str,
-                      fields: list[FieldProblem] | None = None) -> None:
+                      fields: list[FieldProblem] | None = None, close: bool = False) -> None:
         request_id = scope.get("state", {}).get("request_id")
         response = error_response(status, code, message, fields or [], request_id=request_id,
-                                  headers={"Connection": "close"} if status == 413 else None)
+                                  headers={"Connection": "close"} if status == 413 or close else None)
+        await response(scope, receive, send)
+
+
+# Probes come from orchestrators that address the pod by IP: they must not need an allowed Host name.
+_OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+
+
+def host_allowed(host: str, allowed: list[str]) -> bool:
+    """``host`` (a Host header, port stripped) matches an entry: exact, ``*.domain`` for subdomains, or ``*``."""
+    for pattern in allowed:
+        if pattern == "*" or host == pattern:
+            return True
+        if pattern.startswith("*.") and host.endswith(pattern[1:]):
+            return True
+    return False
+
+
+def _host_name(header: str) -> str:
+    if header.startswith("["):  # [::1]:8000
+        return header[1:].split("]", 1)[0]
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+class HostGuardMiddleware:
+    """Answers only requests whose Host is allowed (NEWSCLF_ALLOWED_HOSTS): DNS-rebinding pages cannot reach it."""
+
+    def __init__(self, app: ASGIApp, *, allowed: Callable[[], list[str]]) -> None:
+        self.app = app
+        self.allowed = allowed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in _OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        header = Headers(scope=scope).get("host", "")
+        if host_allowed(_host_name(header.strip().lower()), self.allowed()):
+            await self.app(scope, receive, send)
+            return
+        shown = header[:100]
+        response = error_response(400, "host_not_allowed",
+                                  f"the Host header {shown!r} is not one this service answers to: use an allowed "
+                                  "name (NEWSCLF_ALLOWED_HOSTS)",
+                                  [FieldProblem(field="Host", problem="is not in NEWSCLF_ALLOWED_HOSTS")],
+                                  request_id=scope.get("state", {}).get("request_id"))
         await response(scope, receive, send)
 
 

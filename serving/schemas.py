@@ -7,6 +7,7 @@ the settings of the running service; everything static is checked here.
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -14,6 +15,17 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from serving.explain_schemas import Explanation
 
 MAX_ID_CHARS = 200
+# A character a reader can see: not whitespace, not a control or format character (NUL, zero-width space U+200B,
+# the byte-order mark U+FEFF, joiners, direction marks...). A text needs one; the OpenAPI schema carries the same
+# pattern, so schema-based clients and fuzzers know the rule the service applies.
+VISIBLE_CHARACTER = (r"[^\s\x00-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f"
+                     r"\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8]")
+_VISIBLE = re.compile(VISIBLE_CHARACTER)
+# Defaults of the service's limits, shown in the schema; serving.app writes the running service's values into the
+# OpenAPI document it serves.
+SCHEMA_MAX_TEXT_CHARS = 100_000
+SCHEMA_MAX_TITLE_CHARS = 1_000
+SCHEMA_MAX_BATCH_ITEMS = 64
 
 EXAMPLE_TITLE = "Vietnam-Cambodge : les polices unissent leurs forces contre l'escroquerie en ligne et la traite"
 EXAMPLE_TEXT = (
@@ -60,14 +72,18 @@ class ArticleRequest(_Request):
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"title": EXAMPLE_TITLE, "text": EXAMPLE_TEXT}]})
 
-    text: str = Field(description="Body of the article, as published (teasers and photo captions may stay)")
-    title: str | None = Field(None, description="Headline, if known")
+    text: str = Field(description="Body of the article, as published (teasers and photo captions may stay); "
+                      "at least one visible character",
+                      json_schema_extra={"maxLength": SCHEMA_MAX_TEXT_CHARS, "pattern": VISIBLE_CHARACTER})
+    title: str | None = Field(None, description="Headline, if known",
+                              json_schema_extra={"maxLength": SCHEMA_MAX_TITLE_CHARS})
 
     @field_validator("text")
     @classmethod
     def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be empty or whitespace only: send the article's body text")
+        if not _VISIBLE.search(value):
+            raise ValueError("must not be empty, whitespace or invisible characters only (NUL, zero-width space, "
+                             "byte-order mark): send the article's body text")
         return _utf8(value)
 
     @field_validator("title")
@@ -82,12 +98,13 @@ class BatchArticle(ArticleRequest):
     model_config = ConfigDict(json_schema_extra={"examples": [{"id": "a1", "title": EXAMPLE_TITLE,
                                                                "text": EXAMPLE_TEXT}]})
 
-    id: str = Field(description="The caller's id of the article, unique within the batch", max_length=MAX_ID_CHARS)
+    id: str = Field(description="The caller's id of the article, unique within the batch", max_length=MAX_ID_CHARS,
+                    json_schema_extra={"pattern": VISIBLE_CHARACTER})
 
     @field_validator("id")
     @classmethod
     def _id_not_blank(cls, value: str) -> str:
-        if not value.strip():
+        if not _VISIBLE.search(value):  # the schema's pattern: one rule, whatever regex engine a client uses
             raise ValueError("must be a non-empty string that identifies the article within the batch")
         return _utf8(value)
 
@@ -100,7 +117,8 @@ class BatchRequest(_Request):
         {"id": "a2", "title": None, "text": EXAMPLE_DOMESTIC_TEXT},
     ]}]})
 
-    articles: list[BatchArticle] = Field(min_length=1, description="The articles, each with a unique id")
+    articles: list[BatchArticle] = Field(min_length=1, description="The articles, each with a unique id",
+                                         json_schema_extra={"maxItems": SCHEMA_MAX_BATCH_ITEMS})
 
 
 # --- responses ----------------------------------------------------------------------------------------------------
@@ -143,7 +161,8 @@ class Classification(BaseModel):
     topic_scores: dict[str, float] = Field(description="Probability of every topic")
     region: LabelScores = Field(description="Region of the main foreign partner")
     partners: list[Partner] = Field(description="Partner countries, most prominent first")
-    language: str = Field(description="Detected language (fr, en, vi, or another ISO 639-1 code)")
+    language: str | None = Field(description="Detected language, an ISO 639-1 code (fr, en or vi); null when the "
+                                 "text gives too little evidence (a warning then says so)")
     model: ModelRef
     warnings: list[str] = Field(description="Reasons to doubt the labels (low confidence, truncated text, ...)")
 
@@ -295,6 +314,18 @@ class Readiness(BaseModel):
     status: Literal["starting", "loading", "ready", "failed"]
     reason: str | None = Field(None, description="Why the service is not ready")
     model: ModelRef | None = None
+    degraded: list[str] = Field(default_factory=list, description="What works less well than it should while the "
+                                "service still answers, e.g. the embedding cache turned off")
+
+
+class ReloadRequest(_Request):
+    version: str | None = Field(None, pattern=r"^[0-9]{1,9}$", description="A registry version of the served model "
+                                "name; default: whatever NEWSCLF_MODEL names now (e.g. the current @champion)")
+
+
+class ReloadResult(BaseModel):
+    previous: ModelRef | None
+    current: ModelRef
 
 
 class EmbedderInfo(BaseModel):

@@ -11,6 +11,7 @@ and exits with the message instead, which is what a person at a terminal wants.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -20,15 +21,34 @@ from pathlib import Path
 import pycountry
 from mlflow import MlflowClient
 
+from newsclf import embedding_cache
 from newsclf.model_format import ModelIntegrityError, ModelManifest, load_model, newest_model
 from newsclf.predictor import ArticleInput, Prediction, Predictor
 from newsclf.pyfunc import download_model
 from newsclf.taxonomy import taxonomy
+from serving.dispatcher import InferenceDispatcher
 from serving.metrics import Metrics
 from serving.schemas import ModelInfo, ModelRef, Partner
-from serving.settings import ServiceSettings, is_model_uri
+from serving.settings import (
+    DEFAULT_MAX_BATCH_ITEMS,
+    DEFAULT_MAX_TEXT_CHARS,
+    DEFAULT_MAX_TITLE_CHARS,
+    ServiceSettings,
+    body_bytes_for,
+    is_model_uri,
+    split_list,
+)
 
 log = logging.getLogger("serving")
+
+
+# An absolute path ("/srv/app/models/x/manifest.json"); not the "/" of a URI scheme ("models:/", "sqlite:///").
+_ABSOLUTE_PATH = re.compile(r"(?<![\w:/])/(?:[^\s'\"/]+/)*([^\s'\"/]+)")
+
+
+def public(text: str | None) -> str | None:
+    """``text`` with every absolute path cut to its last part: answers never reveal the server's layout."""
+    return None if text is None else _ABSOLUTE_PATH.sub(r"\1", text)
 
 
 class NoModel(RuntimeError):
@@ -106,6 +126,21 @@ def _integrity_error(exc: BaseException) -> ModelIntegrityError | None:
     return None
 
 
+class ReloadError(RuntimeError):
+    """A reload that did not happen; ``status`` for the answer, the message says why."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def public_source(model: LoadedModel) -> str:
+    """Where the model came from, without the server's paths: the registry URI, or the model folder's name."""
+    if is_model_uri(model.source) and not model.source.startswith("file:"):
+        return model.source
+    return f"models/{Path(model.source.rstrip('/')).name}"
+
+
 @cache
 def partner(code: str) -> Partner:
     country = pycountry.countries.get(alpha_2=code)
@@ -142,6 +177,23 @@ class Service:
         self.reason: str | None = "the service is starting"
         self.model: LoadedModel | None = None
         self._thread: threading.Thread | None = None
+        self.dispatcher: InferenceDispatcher | None = None
+        self._reload_lock = threading.Lock()
+        if settings is not None:
+            self._configure(settings)
+
+    def _configure(self, settings: ServiceSettings) -> None:
+        self.settings = settings
+        embedding_cache.set_size_limit(settings.embedding_cache_max_bytes)
+        if self.dispatcher is None:
+            self.dispatcher = InferenceDispatcher(
+                self.predict, max_in_flight=settings.max_in_flight, max_batch=settings.coalesce_max_batch,
+                window_s=settings.coalesce_window_ms / 1000, max_wait_s=settings.max_queue_wait_s,
+                workers=settings.inference_workers)
+
+    def close(self) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.stop()
 
     @classmethod
     def ready(cls, model: LoadedModel, settings: ServiceSettings) -> Service:
@@ -154,7 +206,7 @@ class Service:
 
     def start(self, settings: ServiceSettings) -> None:
         """Begin loading the model in a background thread: /healthz answers at once, /readyz once loaded."""
-        self.settings = settings
+        self._configure(settings)
         if settings.torch_threads is not None:
             import torch
 
@@ -200,9 +252,56 @@ class Service:
         log.error("the service will answer 503 until restarted with a usable model: %s", reason, exc_info=exc)
 
     def predict(self, model: LoadedModel, articles: list[ArticleInput]) -> list[Prediction]:
-        """``Predictor.predict`` (blocking: run it in a worker thread). The embedder serialises forward passes
-        and tokenizer calls itself, so concurrent requests are safe."""
+        """``Predictor.predict`` (blocking: the dispatcher's worker thread calls it). The embedder serialises
+        forward passes and tokenizer calls itself, so concurrent callers are safe."""
         return model.predictor.predict(articles)
+
+    def cache_state(self) -> str | None:
+        """Why the embedding cache is off (the service still answers, more slowly), or None when it works."""
+        if self.model is None:
+            return None
+        cache = embedding_cache.cache_for(self.model.predictor.embedder.config.cache_dir / "embeddings")
+        return cache.disabled
+
+    def reload(self, version: str | None) -> tuple[LoadedModel, LoadedModel]:
+        """Load the configured model again (or ``version`` of the registered model), verify it, swap it in.
+
+        Blocking (run it in a thread). Requests already queued keep the model they were admitted with; a failed
+        load leaves the current model serving and raises ``ReloadError`` with the reason.
+        """
+        assert self.settings is not None
+        if not self._reload_lock.acquire(blocking=False):
+            raise ReloadError(409, "a reload is already running: wait for it to finish")
+        try:
+            old = self.model
+            settings = self.settings
+            if version is not None:
+                name = old.ref.name if old is not None else "newsclf"
+                source = model_source(settings)
+                if not is_model_uri(source):
+                    raise ReloadError(422, "the service was started from a model folder, not the registry: "
+                                      "a version can only be chosen when NEWSCLF_MODEL is a models:/ URI")
+                settings = settings.model_copy(update={"model": f"models:/{name}/{version}"})
+            try:
+                new = load(settings)
+                _ = new.predictor.embedder.identity  # the weights load now, not on the first request
+            except NoModel as exc:
+                raise ReloadError(409, f"reload failed, still serving the previous model: {exc}") from None
+            except Exception as exc:  # noqa: BLE001 - the reason goes back to the operator
+                integrity = _integrity_error(exc)
+                why = f"model refused: {integrity}" if integrity else f"{type(exc).__name__}: {exc}"
+                log.error("reload failed, still serving the previous model: %s", why)
+                raise ReloadError(409, f"reload failed, still serving the previous model: {why}") from None
+            self.model = new  # one assignment: requests admitted from now on get the new model
+            self.status, self.reason = "ready", None
+            self.metrics.ready.set(1)
+            if old is not None:
+                self.metrics.model_info.labels(old.ref.name, old.ref.version, old.ref.run_id or "").set(0)
+            self.metrics.model_info.labels(new.ref.name, new.ref.version, new.ref.run_id or "").set(1)
+            log.info("model reloaded: %s version %s (run %s)", new.ref.name, new.ref.version, new.ref.run_id)
+            return old, new
+        finally:
+            self._reload_lock.release()
 
     @property
     def max_body_bytes(self) -> int:
@@ -210,11 +309,36 @@ class Service:
             return self.settings.max_body_bytes
         return ServiceSettings.model_fields["max_body_bytes"].default
 
+    def max_body_bytes_for(self, path: str) -> int:
+        """A route's body limit: one article's worth for /v1/classify, a full batch's for the others."""
+        if path == "/v1/classify":
+            s = self.settings
+            one = body_bytes_for(1, s.max_text_chars, s.max_title_chars) if s else body_bytes_for(
+                1, DEFAULT_MAX_TEXT_CHARS, DEFAULT_MAX_TITLE_CHARS)
+            return min(one, self.max_body_bytes)
+        return self.max_body_bytes
+
+    @property
+    def body_timeout_s(self) -> float:
+        return self.settings.body_timeout_s if self.settings else ServiceSettings.model_fields["body_timeout_s"].default
+
+    @property
+    def allowed_hosts(self) -> list[str]:
+        if self.settings is None:
+            return split_list(ServiceSettings.model_fields["allowed_hosts"].default)
+        return self.settings.allowed_host_list
+
+    def max_items_for(self, path: str) -> int:
+        """Most articles a body of this route may hold (bounds the work of parsing it)."""
+        if path == "/v1/classify/batch":
+            return self.settings.max_batch_items if self.settings else DEFAULT_MAX_BATCH_ITEMS
+        return 1
+
     def info(self) -> ModelInfo:
         assert self.model is not None
         m, manifest = self.model, self.model.manifest
         return ModelInfo(
-            **m.ref.model_dump(), source=m.source, created_at=manifest.created_at.isoformat(),
+            **m.ref.model_dump(), source=public_source(m), created_at=manifest.created_at.isoformat(),
             embedder={"identity": manifest.embedder.identity,
                       "config": manifest.embedder.config.model_dump(mode="json", exclude={"cache_dir"})},
             labels=manifest.labels.model_dump(), topic_thresholds=manifest.topic_thresholds,

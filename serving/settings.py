@@ -41,6 +41,11 @@ def body_bytes_for(max_batch_items: int, max_text_chars: int, max_title_chars: i
     return max_batch_items * (max_text_chars + max_title_chars) * JSON_BYTES_PER_CHAR + BODY_OVERHEAD_BYTES
 
 
+def split_list(value: str) -> list[str]:
+    """A comma-separated setting as a list (blank items ignored)."""
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
 def is_model_uri(value: str) -> bool:
     return bool(_URI.match(value))
 
@@ -90,6 +95,55 @@ class ServiceSettings(BaseSettings):
         None, ge=1, le=256,
         description="Threads torch uses for a forward pass; default: torch's own (one per core). 1 is far faster "
         "when other jobs keep a core busy (two threads then wait on each other at every step)",
+    )
+    # --- traffic: backpressure and coalescing (serving/dispatcher.py) ---
+    max_in_flight: int = Field(
+        32, ge=1, le=100_000,
+        description="Most articles queued or being classified at once; a request past it gets 503 with "
+        "Retry-After at once instead of waiting behind everyone (latency = queue / throughput)",
+    )
+    max_queue_wait_s: float = Field(
+        2.0, gt=0, le=600,
+        description="Most seconds of work (at the throughput measured so far) queued at once; past it, 503 with "
+        "Retry-After. Keeps answers within about this time when the machine is slower than expected",
+    )
+    coalesce_window_ms: float = Field(
+        5.0, ge=0, le=1000,
+        description="How long the inference worker waits for more requests to predict together with the first",
+    )
+    coalesce_max_batch: int = Field(8, ge=1, le=1024, description="Most articles predicted in one call")
+    inference_workers: int = Field(2, ge=1, le=16, description="Threads taking requests from the queue (forward "
+                                   "passes are serialised by the embedder; the rest of a prediction overlaps)")
+    # --- connections (`newsclf serve`, serving/server.py) ---
+    header_timeout_s: float = Field(10.0, gt=0, le=600,
+                                    description="Seconds a connection has to send a complete request head")
+    body_timeout_s: float = Field(30.0, gt=0, le=3600, description="Seconds a client has to send the whole body")
+    keep_alive_s: float = Field(5.0, gt=0, le=600, description="Seconds an idle keep-alive connection stays open")
+    max_header_bytes: int = Field(32 * 1024, ge=4096, le=1024 * 1024,
+                                  description="Largest request head (request line and headers)")
+    max_connections: int = Field(
+        2048, ge=16, le=1_000_000,
+        description="Open connections past which the oldest one still sending its head is closed (slow clients "
+        "cannot hold every descriptor); also kept under the process's open-file limit",
+    )
+    # --- access ---
+    api_keys: str = Field(
+        "", repr=False,
+        description="Comma-separated keys; when set, classify and model routes need `Authorization: Bearer <key>` "
+        "(several keys for rotation). Health probes, /metrics and /docs stay open",
+    )
+    admin_keys: str = Field(
+        "", repr=False,
+        description="Comma-separated keys for /v1/admin/* (hot reload); when empty the admin routes are disabled",
+    )
+    allowed_hosts: str = Field(
+        "localhost,127.0.0.1,::1",
+        description="Comma-separated Host header values the service answers (a leading `*.` matches "
+        "subdomains; `*` allows any); set it to the names clients use when listening beyond localhost",
+    )
+    embedding_cache_max_bytes: int = Field(
+        1024**3, ge=1024**2, le=1024**4,
+        description="Size limit of the embedding cache; least recently used vectors are evicted past it",
     )
     host: str = Field("127.0.0.1", min_length=1, description="Interface `newsclf serve` listens on")
     port: int = Field(8000, ge=1, le=65535, description="Port `newsclf serve` listens on")
@@ -152,6 +206,34 @@ class ServiceSettings(BaseSettings):
                              "(point to a folder under models/, e.g. models/20250101T000000000000Z)")
         return str(folder.resolve())
 
+    @field_validator("api_keys", "admin_keys")
+    @classmethod
+    def _keys_usable(cls, value: str) -> str:
+        for key in split_list(value):
+            if len(key) < 16 or any(ch.isspace() for ch in key):
+                raise ValueError("each key must have at least 16 characters and no spaces (comma-separated; "
+                                 "generate one with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
+        return value
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts_given(cls, value: str) -> str:
+        if not split_list(value):
+            raise ValueError("must name at least one host (or `*` to allow any Host header)")
+        return value
+
+    @property
+    def api_key_list(self) -> list[str]:
+        return split_list(self.api_keys)
+
+    @property
+    def admin_key_list(self) -> list[str]:
+        return split_list(self.admin_keys)
+
+    @property
+    def allowed_host_list(self) -> list[str]:
+        return split_list(self.allowed_hosts)
+
     @field_validator("tracking_uri")
     @classmethod
     def _tracking_uri_usable(cls, value: str) -> str:
@@ -172,6 +254,9 @@ class ServiceSettings(BaseSettings):
         return self
 
 
+_SECRET_FIELDS = frozenset({"api_keys", "admin_keys"})
+
+
 def _name(loc: tuple) -> str:
     return f"{ENV_PREFIX}{loc[0]}".upper() if loc else "settings"
 
@@ -185,6 +270,7 @@ def load_settings(**overrides) -> ServiceSettings:
         for error in exc.errors(include_url=False):
             message = error["msg"].removeprefix("Value error, ")
             got = error.get("input")
-            shown = f" (got {got!r})" if isinstance(got, str | int | float) and error["loc"] else ""
+            secret = bool(error["loc"]) and error["loc"][0] in _SECRET_FIELDS  # never echo a key into a log
+            shown = f" (got {got!r})" if isinstance(got, str | int | float) and error["loc"] and not secret else ""
             lines.append(f"  {_name(error['loc'])}: {message}{shown}")
         raise SettingsError("invalid service settings:\n" + "\n".join(lines)) from None

@@ -14,6 +14,8 @@ import pytest
 
 # Tests never reach a model hub: fail fast instead of waiting on the network.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# TestClient sends "Host: testserver"; the service's default answers localhost names only.
+os.environ.setdefault("NEWSCLF_ALLOWED_HOSTS", "localhost,127.0.0.1,::1,testserver")
 
 from newsclf.embedding import Embedder  # noqa: E402
 from newsclf.model_format import load_model, save_model  # noqa: E402

@@ -153,7 +153,10 @@ def empty_embedding_cache(small_model_dir: Path, tmp_path_factory: pytest.TempPa
 
 @pytest.fixture(scope="module")
 def small_settings(small_model_dir: Path, empty_embedding_cache: Path) -> ServiceSettings:
-    return ServiceSettings(model=str(small_model_dir), embedding_cache_dir=empty_embedding_cache)
+    # No shedding by measured throughput here: these tests expect every request answered (test_api_traffic.py
+    # tests backpressure).
+    return ServiceSettings(model=str(small_model_dir), embedding_cache_dir=empty_embedding_cache,
+                           max_queue_wait_s=600)
 
 
 @pytest.fixture(scope="module")
@@ -456,7 +459,7 @@ BAD_INPUTS = [
     ("batch over max_batch_items", "/v1/classify/batch",
      {"json": {"articles": [{"id": f"a{i}", "text": _OK} for i in range(65)]}}, 422, "articles"),
     ("duplicate ids", "/v1/classify/batch",
-     {"json": {"articles": [{"id": "a", "text": _OK}, {"id": "a", "text": _OK}]}}, 422, "articles[1].id"),
+     {"json": {"articles": [{"id": "a", "text": _OK}, {"id": "a", "text": _OK}]}}, 409, "articles[1].id"),
     ("empty id", "/v1/classify/batch", {"json": {"articles": [{"id": "", "text": _OK}]}}, 422, "articles[0].id"),
     ("blank id", "/v1/classify/batch", {"json": {"articles": [{"id": "  ", "text": _OK}]}}, 422, "articles[0].id"),
     ("id not a string", "/v1/classify/batch", {"json": {"articles": [{"id": 7, "text": _OK}]}}, 422,
