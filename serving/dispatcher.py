@@ -85,7 +85,10 @@ class InferenceDispatcher:
         self.dropped = 0  # requests removed because their client had gone
         self.calls = 0  # predict() calls made
         self.articles_done = 0
-        self._rate = 0.0  # articles per second, smoothed: for Retry-After
+        self._rate = 0.0  # articles per second of the whole service while busy, smoothed
+        self._active = 0  # workers inside predict()
+        self._busy_since = 0.0  # when the service last went from idle to busy
+        self._last_done = 0.0  # when a predict() call last returned
         self._stopping = False
         # Two workers by default: while one is in a forward pass (serialised by the embedder's lock), the other
         # cleans, tokenises and scores the lexical and sentence heads of its own group.
@@ -132,7 +135,6 @@ class InferenceDispatcher:
             self._cond.notify_all()
 
     def _retry_after(self) -> int:
-        # From one worker's throughput: conservative when several overlap.
         rate = self._rate or 1.0
         return max(1, min(60, math.ceil(self.in_flight / rate)))
 
@@ -185,17 +187,26 @@ class InferenceDispatcher:
             if not live:
                 continue
             articles = [a for j in live for a in j.articles]
-            started = time.perf_counter()
+            with self._cond:
+                if self._active == 0:
+                    self._busy_since = time.perf_counter()
+                self._active += 1
             try:
                 results = self._predict(live[0].model, articles)
                 error = None
             except BaseException as exc:  # noqa: BLE001 - handed to every waiting request
                 results, error = None, exc
-            seconds = time.perf_counter() - started
             with self._cond:
                 self.calls += 1
                 self.articles_done += len(articles)
-                rate = len(articles) / max(seconds, 1e-3)
+                self._active -= 1
+                # The service's throughput, not one call's: the time since the previous answer (or since the
+                # service got busy). Workers overlap (forward passes are serialised, the rest is not), so one
+                # call's own duration would count the time it waited for the other and halve the estimate.
+                now = time.perf_counter()
+                interval = now - max(self._last_done, self._busy_since)
+                self._last_done = now
+                rate = len(articles) / max(interval, 1e-3)
                 self._rate = rate if not self._rate else 0.8 * self._rate + 0.2 * rate
                 start = 0
                 for j in live:

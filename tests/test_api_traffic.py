@@ -451,3 +451,25 @@ def test_a_broken_cache_means_no_cache_one_warning_and_no_500(settings, live, tm
     assert len(warnings) == 1
     assert readiness["status"] == "ready" and "embedding cache off" in readiness["degraded"][0]
     assert str(tmp_path) not in json.dumps(readiness)
+
+
+def test_the_measured_throughput_is_the_services_not_one_workers():
+    """Two workers whose forward passes are serialised (as the embedder's lock does): each call lasts two passes
+    (its own and the wait for the other), but the service answers one article per pass."""
+    forward = threading.Lock()
+
+    def predict(model, articles):
+        with forward:
+            time.sleep(0.05)  # 20 articles/s for the service
+        return articles
+
+    dispatcher = InferenceDispatcher(predict, max_in_flight=1000, max_batch=1, window_s=0, workers=2)
+
+    async def scenario():
+        for _ in range(20):
+            dispatcher.admit(1)
+        await asyncio.gather(*(dispatcher.submit("m", [i]) for i in range(20)))
+
+    asyncio.run(scenario())
+    assert 14 <= dispatcher._rate <= 22, dispatcher._rate  # one call's own duration would say about 10
+    dispatcher.stop()
