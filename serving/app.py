@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from newsclf.explanation import explain as explain_predictions
 from newsclf.predictor import ArticleInput
 from serving.auth import require_admin_key, require_api_key
-from serving.dispatcher import ClientGone, Overloaded, wait_disconnect
+from serving.dispatcher import ClientGone, Overloaded, Stopped, wait_disconnect
 from serving.docs import install_docs
 from serving.errors import MAX_FIELDS, InputError, ServiceError, install_error_handlers
 from serving.feedback import include_feedback
@@ -105,6 +105,9 @@ async def _predict(request: Request, service: Service, model: LoadedModel, input
     assert dispatcher is not None
     try:
         dispatcher.admit(len(inputs))
+    except Stopped:
+        raise ServiceError(503, "shutting_down", "the service is shutting down: retry in a moment",
+                           headers={"Retry-After": "1"}) from None
     except Overloaded as exc:
         service.metrics.overloaded.inc()
         raise ServiceError(503, "overloaded", f"the service is busy ({exc}): retry in {exc.retry_after} s",
@@ -113,6 +116,9 @@ async def _predict(request: Request, service: Service, model: LoadedModel, input
     disconnected = asyncio.ensure_future(wait_disconnect(request.receive))
     try:
         return await dispatcher.submit(model, inputs, disconnected)
+    except Stopped:
+        raise ServiceError(503, "shutting_down", "the service is shutting down: retry in a moment",
+                           headers={"Retry-After": "1"}) from None
     except ClientGone:
         service.metrics.client_gone.inc()
         raise ServiceError(499, "client_closed_request", "the client disconnected before the answer was ready") \
@@ -201,6 +207,7 @@ def create_app(settings: ServiceSettings | None = None, *, service: Service | No
         configure_logging(resolved.log_level)
         if service.model is None:
             service.start(resolved)
+        service.open()
         yield
         service.close()
 
@@ -313,7 +320,7 @@ def create_app(settings: ServiceSettings | None = None, *, service: Service | No
         return ReloadResult(previous=old.ref if old else None, current=new.ref)
 
     include_page(app)  # the page itself is open; every call it makes goes through the keyed API routes
-    include_feedback(app, dependencies=keyed)
+    include_feedback(app, dependencies=keyed, responses={k: _ERRORS[k] for k in (400, 401, 408, 413, 415)})
     return app
 
 

@@ -39,6 +39,10 @@ class Overloaded(RuntimeError):
         self.retry_after = retry_after
 
 
+class Stopped(RuntimeError):
+    """The dispatcher was stopped (the app is shutting down): nothing new is accepted."""
+
+
 class ClientGone(RuntimeError):
     """The client disconnected before its answer was ready; nothing was (or will be) sent."""
 
@@ -101,6 +105,8 @@ class InferenceDispatcher:
     def admit(self, n: int) -> None:
         """Count ``n`` articles in, or raise ``Overloaded``. Separate from ``submit`` so a caller may refuse early."""
         with self._cond:
+            if self._stopping:
+                raise Stopped("the service is shutting down")
             if self.in_flight > 0:
                 if self.in_flight + n > self.max_in_flight:
                     raise Overloaded(self.in_flight, self.max_in_flight, self._retry_after())
@@ -118,6 +124,9 @@ class InferenceDispatcher:
         loop = asyncio.get_running_loop()
         job = _Job(model, articles, loop, loop.create_future())
         with self._cond:
+            if self._stopping:  # the workers may have left already: a queued job would wait for ever
+                self.in_flight -= len(articles)
+                raise Stopped("the service is shutting down")
             self._queue.append(job)
             self._cond.notify()
         if disconnected is None:
@@ -129,7 +138,12 @@ class InferenceDispatcher:
             job.cancelled = True  # the worker drops it if it has not started it
         raise ClientGone("the client disconnected")
 
+    @property
+    def stopped(self) -> bool:
+        return self._stopping
+
     def stop(self) -> None:
+        """Accept nothing new; the workers finish what is queued, then exit."""
         with self._cond:
             self._stopping = True
             self._cond.notify_all()

@@ -57,5 +57,6 @@ async def save_feedback(body: FeedbackRequest, request: Request,
     return FeedbackSaved(id=saved.id, created_at=saved.created_at, model=ref)
 
 
-def include_feedback(app: FastAPI, dependencies: Sequence = ()) -> None:
-    app.include_router(router, dependencies=list(dependencies))
+def include_feedback(app: FastAPI, dependencies: Sequence = (), responses: dict | None = None) -> None:
+    """``dependencies``: the app's key check; ``responses``: the statuses it and the app's middleware add."""
+    app.include_router(router, dependencies=list(dependencies), responses=responses)

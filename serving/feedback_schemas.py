@@ -23,10 +23,15 @@ class FeedbackRequest(ArticleRequest):
         "model": {"name": "newsclf", "version": "1", "run_id": "f76ca7e1f3624da1859f1edbea3ff7b0"}}]})
 
     language: Literal["fr", "en", "vi"] = Field(description="Language of the article (the corpus holds fr, en, vi)")
-    sector: str = Field(description="Corrected sector")
-    topics: list[str] = Field(default_factory=list, description="Corrected security topics")
-    region: str = Field(description="Corrected region of the main partner")
-    partners: list[str] = Field(default_factory=list, description="Corrected partners, ISO alpha-2, main first")
+    # The label sets come from the taxonomy file, so they are published as enums in the schema (clients and the
+    # fuzzer see them) and checked by the validators below (which word the error for a person).
+    sector: str = Field(description="Corrected sector", json_schema_extra={"enum": list(taxonomy().sectors)})
+    topics: list[str] = Field(default_factory=list, description="Corrected security topics",
+                              json_schema_extra={"items": {"type": "string", "enum": list(taxonomy().topics)}})
+    region: str = Field(description="Corrected region of the main partner",
+                        json_schema_extra={"enum": list(taxonomy().regions)})
+    partners: list[str] = Field(default_factory=list, description="Corrected partners, ISO alpha-2, main first",
+                                json_schema_extra={"items": {"type": "string", "pattern": "^[A-Za-z]{2}$"}})
     evidence: dict[str, list[tuple[int, int]]] = Field(
         default_factory=dict, description="For each topic, [start, end] spans of `text` that state it")
     model: ModelRef | None = Field(None, description="The model whose answer is corrected; default: the one served")

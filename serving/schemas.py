@@ -370,10 +370,11 @@ class ErrorBody(BaseModel):
 class ErrorResponse(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"error": {
         "code": "invalid_input",
-        "message": "invalid request: articles[2].text must not be empty or whitespace only: send the article's "
-                   "body text",
+        "message": "invalid request: articles[2].text must not be empty, whitespace or invisible characters only "
+                   "(NUL, zero-width space, byte-order mark): send the article's body text",
         "fields": [{"field": "articles[2].text",
-                    "problem": "must not be empty or whitespace only: send the article's body text"}],
+                    "problem": "must not be empty, whitespace or invisible characters only (NUL, zero-width space, "
+                               "byte-order mark): send the article's body text"}],
         "request_id": "5f0c6a1e9b7d4c2a8e3f1b6d0a9c7e42"}}]})
 
     error: ErrorBody

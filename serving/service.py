@@ -51,6 +51,9 @@ def public(text: str | None) -> str | None:
     return None if text is None else _ABSOLUTE_PATH.sub(r"\1", text)
 
 
+FEEDBACK_VALUE_ARTICLES = 32
+
+
 class NoModel(RuntimeError):
     """There is no model to serve; the message says how to get one."""
 
@@ -185,7 +188,13 @@ class Service:
     def _configure(self, settings: ServiceSettings) -> None:
         self.settings = settings
         embedding_cache.set_size_limit(settings.embedding_cache_max_bytes)
-        if self.dispatcher is None:
+        self.open()
+
+    def open(self) -> None:
+        """Start the dispatcher, or a new one after ``close``: an app's lifespan may run more than once (a test
+        client enters it on each use), and a stopped dispatcher would leave requests waiting for ever."""
+        settings = self.settings
+        if settings is not None and (self.dispatcher is None or self.dispatcher.stopped):
             self.dispatcher = InferenceDispatcher(
                 self.predict, max_in_flight=settings.max_in_flight, max_batch=settings.coalesce_max_batch,
                 window_s=settings.coalesce_window_ms / 1000, max_wait_s=settings.max_queue_wait_s,
@@ -332,6 +341,10 @@ class Service:
         """Most articles a body of this route may hold (bounds the work of parsing it)."""
         if path == "/v1/classify/batch":
             return self.settings.max_batch_items if self.settings else DEFAULT_MAX_BATCH_ITEMS
+        if path == "/v1/feedback":
+            # One article, but a correction carries label lists, evidence spans and the predicted labels: about
+            # 120 values at most for the whole taxonomy; the budget of 32 articles (272 values) covers it.
+            return FEEDBACK_VALUE_ARTICLES
         return 1
 
     def info(self) -> ModelInfo:

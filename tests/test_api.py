@@ -223,6 +223,22 @@ def test_a_dependency_override_swaps_the_service(client, small_settings):
     assert client.get("/readyz").status_code == 200
 
 
+def test_the_app_serves_again_after_its_lifespan_ran_twice(small_settings):
+    # Test clients (schemathesis's among them) enter the lifespan on each use; its shutdown stops the dispatcher.
+    # A second start must get a working one: before, requests queued behind workers that had left, for ever.
+    service = Service.ready(load(small_settings), small_settings)
+    app = create_app(small_settings, service=service)
+    for _ in range(2):
+        with TestClient(app) as client:
+            response = client.post("/v1/classify", json={"text": DRUGS_TEXT}, timeout=120)
+            assert response.status_code == 200, response.text
+    # Outside the lifespan (shut down), a request gets a 503 that says so, not a hang.
+    client = TestClient(app)
+    response = client.post("/v1/classify", json={"text": DRUGS_TEXT}, timeout=120)
+    assert response.status_code == 503 and response.json()["error"]["code"] == "shutting_down"
+    assert response.headers["Retry-After"] == "1"
+
+
 def test_readyz_is_503_before_the_model_is_loaded():
     # No lifespan has run (no `with`): nothing is loaded, the service says so.
     client = TestClient(create_app(ServiceSettings()))

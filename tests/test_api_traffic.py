@@ -227,6 +227,9 @@ def test_a_request_whose_client_left_is_not_embedded(live, monkeypatch):
     gate, seen = threading.Event(), []
     monkeypatch.setattr(service.dispatcher, "_predict", _slow_predict(service, gate, seen))
     monkeypatch.setattr(service.dispatcher, "window_s", 0.0)
+    # One article per call: otherwise a worker may coalesce both held requests and leave the other worker free
+    # to take the third request before its client leaves.
+    monkeypatch.setattr(service.dispatcher, "max_batch", 1)
     dropped = service.dispatcher.dropped
 
     def hold(i):

@@ -246,7 +246,7 @@ def test_a_bad_file_shows_its_error(page, tmp_path, record_property):
     page.wait_for_selector("#file-error:not([hidden])")
     page.wait_for_function("document.querySelector('#file-error').innerText.includes('articles[1].text')")
     error = page.inner_text("#file-error")
-    assert "must not be empty or whitespace only" in error and "line 3, id b2" in error
+    assert "must not be empty, whitespace or invisible characters only" in error and "line 3, id b2" in error
     _shot(page, "bad_file", record_property)
 
 
