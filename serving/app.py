@@ -56,6 +56,7 @@ _ERRORS = {
           "/v1/classify, a full batch for /v1/classify/batch; NEWSCLF_MAX_BODY_BYTES at most)"},
     415: {"model": ErrorResponse, "description": "Body not sent as application/json"},
     422: {"model": ErrorResponse, "description": "A field is missing, of the wrong type, blank or over a limit; "
+          "or a query parameter the route does not take; "
           "or the body holds more items than a batch may (at most 20 problems are listed, the message gives "
           "the total)"},
     503: {"model": ErrorResponse, "description": "The model is not loaded (yet; see /readyz), or the service is "

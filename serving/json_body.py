@@ -111,6 +111,14 @@ def parse_body(body: bytes, max_items: int) -> Any:
             from None
 
 
+def _query_names(dependant: Any) -> set[str]:
+    """The query parameters a route's function and its dependencies declare (FastAPI's ``Dependant`` tree)."""
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
 class BoundedJSONRoute(APIRoute):
     """A route whose JSON body is parsed by ``parse_body`` in a worker thread before FastAPI validates it.
 
@@ -120,8 +128,17 @@ class BoundedJSONRoute(APIRoute):
 
     def get_route_handler(self):
         handler = super().get_route_handler()
+        # The query parameters this route declares (its dependencies' included): any other is a client's mistake
+        # (a typo of `explain`, say) that would otherwise be ignored without a word.
+        known = _query_names(self.dependant)
 
         async def bounded(request: Request):
+            unknown = sorted(set(request.query_params) - known)
+            if unknown:
+                takes = f"it takes {', '.join(sorted(known))}" if known else "it takes none"
+                problem = f"unknown query parameter {', '.join(map(repr, unknown))}: {takes}"
+                raise ServiceError(422, "invalid_input", f"invalid request: {problem}",
+                                   [FieldProblem(field="query", problem=problem)])
             body = await request.body()
             if body:
                 service = request.app.state.service

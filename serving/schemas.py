@@ -29,15 +29,15 @@ SCHEMA_MAX_BATCH_ITEMS = 64
 
 EXAMPLE_TITLE = "Vietnam-Cambodge : les polices unissent leurs forces contre l'escroquerie en ligne et la traite"
 EXAMPLE_TEXT = (
-    "Phnom Penh, 12 juin (VNA) – Le ministre vietnamien de la Sécurité publique, le général Luong Tam Quang, "
-    "et le vice-Premier ministre et ministre cambodgien de l'Intérieur, Sar Sokha, ont signé mercredi à "
+    "Phnom Penh, 12 juin (VNA) – Le ministre vietnamien de la Sécurité publique, le général Hoang Van Khiem, "
+    "et le vice-Premier ministre et ministre cambodgien de l'Intérieur, Chea Vuthy, ont signé mercredi à "
     "Phnom Penh un plan de coopération pour la période 2025-2027 contre l'escroquerie en ligne, la traite des "
     "êtres humains et le trafic de stupéfiants le long de la frontière commune.\n\n"
     "Selon ce document, les deux ministères ouvriront une ligne d'échange d'informations en temps réel entre "
     "leurs services d'enquête, organiseront des patrouilles conjointes dans les provinces frontalières et "
     "coordonneront le rapatriement des victimes de réseaux de fraude opérant depuis des casinos et des "
     "complexes fermés.\n\n"
-    "Le général Luong Tam Quang a salué une coopération « efficace et concrète », qui a permis l'an dernier "
+    "Le général Hoang Van Khiem a salué une coopération « efficace et concrète », qui a permis l'an dernier "
     "le rapatriement de plus de 2.000 ressortissants vietnamiens. La partie cambodgienne s'est engagée à "
     "multiplier les opérations contre les centres d'escroquerie et à remettre à la justice vietnamienne les "
     "suspects recherchés. – VNA"

@@ -239,6 +239,14 @@ def test_the_app_serves_again_after_its_lifespan_ran_twice(small_settings):
     assert response.headers["Retry-After"] == "1"
 
 
+def test_an_unknown_query_parameter_is_refused_with_the_ones_the_route_takes(client):
+    response = client.post("/v1/classify?explian=true", json={"text": DRUGS_TEXT})
+    assert response.status_code == 422
+    assert "unknown query parameter 'explian': it takes explain" in response.json()["error"]["message"]
+    response = client.post("/v1/classify/batch?x=1", json={"articles": [{"id": "a", "text": DRUGS_TEXT}]})
+    assert response.status_code == 422 and "it takes none" in response.json()["error"]["message"]
+
+
 def test_readyz_is_503_before_the_model_is_loaded():
     # No lifespan has run (no `with`): nothing is loaded, the service says so.
     client = TestClient(create_app(ServiceSettings()))
