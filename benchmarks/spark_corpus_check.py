@@ -66,7 +66,8 @@ def main() -> int:
     settings = ServiceSettings(model=args.model, tracking_uri=args.tracking_uri, embedding_cache_dir=CACHE)
     service = Service.ready(load(settings), settings)
     mismatches, compared = [], 0
-    with TestClient(create_app(settings, service=service)) as client:
+    # base_url: a host the service allows by default (NEWSCLF_ALLOWED_HOSTS), not TestClient's "testserver".
+    with TestClient(create_app(settings, service=service), base_url="http://localhost") as client:
         info = client.get("/v1/model").json()
         versions = set(spark["model_version"])
         print(f"API model: {info['name']} version {info['version']} (run {info['run_id']}); Spark rows carry "
