@@ -100,6 +100,21 @@ def model_folder_of(local_pyfunc_dir: Path) -> Path:
     return local_pyfunc_dir / artifacts[ARTIFACT_KEY]["path"]
 
 
+def registered_version(uri: str, tracking_uri: str | None = None):
+    """The registry's version behind ``models:/<name>@<alias>`` or ``models:/<name>/<version>`` (MLflow's
+    ``ModelVersion``), or None for any other URI. Pinning an alias first lets a caller report (and load) the
+    version it actually used, even if the alias moves meanwhile. Registry errors propagate."""
+    if not uri.startswith("models:/"):
+        return None
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    spec = uri.removeprefix("models:/")
+    if "@" in spec:
+        return client.get_model_version_by_alias(*spec.split("@", 1))
+    if spec.count("/") == 1 and spec.split("/")[1].isdigit():
+        return client.get_model_version(*spec.split("/"))
+    return None
+
+
 def download_model(uri: str, tracking_uri: str | None = None) -> Path:
     """The saved model folder of an MLflow model URI (``models:/newsclf@champion``, ``runs:/<id>/model``)."""
     if tracking_uri:

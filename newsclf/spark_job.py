@@ -76,22 +76,18 @@ def resolve_model(uri: str, tracking_uri: str | None = None) -> ModelRef:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    client = MlflowClient(tracking_uri=tracking_uri)
+    from newsclf.pyfunc import registered_version
+
     try:
         if uri.startswith("models:/"):
-            spec = uri.removeprefix("models:/").rstrip("/")
-            if "@" in spec:
-                name, alias = spec.split("@", 1)
-                version = client.get_model_version_by_alias(name, alias)
-            elif spec.count("/") == 1 and spec.split("/")[1].isdigit():
-                version = client.get_model_version(*spec.split("/"))
-            else:
+            version = registered_version(uri.rstrip("/"), tracking_uri)
+            if version is None:
                 raise JobError(f"model URI {uri!r}: use models:/<name>@<alias> or models:/<name>/<version>")
             return ModelRef(f"models:/{version.name}/{version.version}", version.name, str(version.version),
                             version.run_id or "")
         if uri.startswith("runs:/"):
             run_id = uri.removeprefix("runs:/").split("/", 1)[0]
-            client.get_run(run_id)
+            MlflowClient(tracking_uri=tracking_uri).get_run(run_id)
             return ModelRef(uri, uri.rstrip("/").rsplit("/", 1)[-1], "", run_id)
     except MlflowException as exc:
         raise JobError(f"model {uri!r} cannot be used (tracking URI {tracking_uri or 'default'}): "

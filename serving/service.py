@@ -19,12 +19,11 @@ from functools import cache
 from pathlib import Path
 
 import pycountry
-from mlflow import MlflowClient
 
 from newsclf import embedding_cache
 from newsclf.model_format import ModelIntegrityError, ModelManifest, load_model, newest_model
 from newsclf.predictor import ArticleInput, Prediction, Predictor
-from newsclf.pyfunc import download_model
+from newsclf.pyfunc import download_model, registered_version
 from newsclf.taxonomy import taxonomy
 from serving.dispatcher import InferenceDispatcher
 from serving.metrics import Metrics
@@ -96,19 +95,11 @@ def _load_folder(folder: Path, settings: ServiceSettings, ref: ModelRef | None =
 
 def _load_mlflow(uri: str, settings: ServiceSettings) -> LoadedModel:
     ref = None
-    if uri.startswith("models:/"):
-        # Pin an alias to its version first, so the name and version reported are those of what was loaded.
-        client = MlflowClient(tracking_uri=settings.tracking_uri)
-        spec = uri.removeprefix("models:/")
-        version = None
-        if "@" in spec:
-            name, alias = spec.split("@", 1)
-            version = client.get_model_version_by_alias(name, alias)
-        elif spec.count("/") == 1 and spec.split("/")[1].isdigit():
-            version = client.get_model_version(*spec.split("/"))
-        if version is not None:
-            uri = f"models:/{version.name}/{version.version}"
-            ref = ModelRef(name=version.name, version=str(version.version), run_id=version.run_id)
+    # Pin an alias to its version first, so the name and version reported are those of what was loaded.
+    version = registered_version(uri, settings.tracking_uri)
+    if version is not None:
+        uri = f"models:/{version.name}/{version.version}"
+        ref = ModelRef(name=version.name, version=str(version.version), run_id=version.run_id)
     # The registered pyfunc carries the model folder: load it with the service's own cache folder.
     return _load_folder(download_model(uri, settings.tracking_uri), settings, ref, uri)
 
