@@ -100,6 +100,12 @@ def _ready_model(service: Service) -> LoadedModel:
     return service.model
 
 
+def _shutting_down() -> ServiceError:
+    # Admission and queueing can each meet a stopped dispatcher: one answer for both.
+    return ServiceError(503, "shutting_down", "the service is shutting down: retry in a moment",
+                        headers={"Retry-After": "1"})
+
+
 async def _predict(request: Request, service: Service, model: LoadedModel, inputs: list[ArticleInput]) -> list:
     """Predictions through the service's dispatcher: refused at once when it is full, dropped if the client leaves."""
     dispatcher = service.dispatcher
@@ -107,8 +113,7 @@ async def _predict(request: Request, service: Service, model: LoadedModel, input
     try:
         dispatcher.admit(len(inputs))
     except Stopped:
-        raise ServiceError(503, "shutting_down", "the service is shutting down: retry in a moment",
-                           headers={"Retry-After": "1"}) from None
+        raise _shutting_down() from None
     except Overloaded as exc:
         service.metrics.overloaded.inc()
         raise ServiceError(503, "overloaded", f"the service is busy ({exc}): retry in {exc.retry_after} s",
@@ -118,8 +123,7 @@ async def _predict(request: Request, service: Service, model: LoadedModel, input
     try:
         return await dispatcher.submit(model, inputs, disconnected)
     except Stopped:
-        raise ServiceError(503, "shutting_down", "the service is shutting down: retry in a moment",
-                           headers={"Retry-After": "1"}) from None
+        raise _shutting_down() from None
     except ClientGone:
         service.metrics.client_gone.inc()
         raise ServiceError(499, "client_closed_request", "the client disconnected before the answer was ready") \
