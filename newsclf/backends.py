@@ -12,7 +12,7 @@ fp32 IRs in bf16 on CPUs that have bf16 and in fp32 elsewhere, so the same model
 different hosts. A backend whose precision this CPU cannot honour is refused, not silently changed.
 
 Every backend object offers what ``newsclf.embedding.Embedder`` uses of a ``SentenceTransformer``: ``tokenizer``
-(called like a Hugging Face tokenizer, and ``decode``), ``max_seq_length``, ``get_sentence_embedding_dimension``
+(called like a Hugging Face tokenizer, and ``decode``), ``max_seq_length``, ``get_embedding_dimension``
 and ``encode(texts, batch_size=..., normalize_embeddings=...)``.
 """
 
@@ -84,7 +84,7 @@ def encode_length_sorted(model: Any, texts: Sequence[str], *, batch_size: int, n
     """``model.encode`` over batches of similar token length; rows returned in the order of ``texts``."""
     lengths = token_counts(model.tokenizer, texts, model.max_seq_length)
     batches = length_sorted_batches(lengths, batch_size)
-    out = np.zeros((len(texts), model.get_sentence_embedding_dimension()), dtype=np.float32)
+    out = np.zeros((len(texts), model.get_embedding_dimension()), dtype=np.float32)
     progress = batches
     if show_progress and len(batches) > 1:
         from tqdm.auto import tqdm
@@ -316,7 +316,7 @@ class OpenVINOEncoder:
         self._dimension = int(info["dimension"])
         self.tokenizer = FastTokenizer(folder, self.max_seq_length)
 
-    def get_sentence_embedding_dimension(self) -> int:
+    def get_embedding_dimension(self) -> int:
         return self._dimension
 
     def encode(self, sentences: Sequence[str], batch_size: int = 16, normalize_embeddings: bool = True,

@@ -194,7 +194,7 @@ class Embedder:
     def encode(self, documents: Sequence[str]) -> np.ndarray:
         """Unit vectors for the documents, from the cache where possible."""
         if not documents:
-            return np.zeros((0, self.model.get_sentence_embedding_dimension()), dtype=np.float32)
+            return np.zeros((0, self.model.get_embedding_dimension()), dtype=np.float32)
         cache = cache_for(self.config.cache_dir / "embeddings")
         identity = self.identity
         keys = [document_key(d) for d in documents]

@@ -40,7 +40,7 @@ class _RecordingModel:
         self.batches: list[list[str]] = []
         self.tokenizer = lambda texts, **_: {"input_ids": [t.split() for t in texts]}
 
-    def get_sentence_embedding_dimension(self) -> int:
+    def get_embedding_dimension(self) -> int:
         return 3
 
     def encode(self, texts, batch_size, **_):
