@@ -254,10 +254,15 @@ class SentenceTopics(BaseEstimator):
         self.n_jobs = n_jobs
 
     @staticmethod
-    def vectorize(sentences: Sequence[str]):
+    def vectorizer():
+        """The sentence vectorizer, unfitted."""
+        return lexical_vectorizer(max_char_features=SENTENCE_CHAR_FEATURES)
+
+    @classmethod
+    def vectorize(cls, sentences: Sequence[str]):
         """The sentence vectorizer, fitted, and the sentences' matrix (fit it once, reuse its rows in folds)."""
-        vectorizer = lexical_vectorizer(max_char_features=SENTENCE_CHAR_FEATURES).fit(sentences)
-        return vectorizer, vectorizer.transform(sentences)
+        vectorizer = cls.vectorizer()
+        return vectorizer, vectorizer.fit_transform(sentences)
 
     def fit(self, sentences: Sequence[str], Y: np.ndarray, *, vectorized=None) -> SentenceTopics:
         """``vectorized``: (vectorizer, matrix of ``sentences``) already computed by ``vectorize``."""

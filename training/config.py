@@ -80,6 +80,11 @@ class TrainConfig(_Strict):
     tracking: TrackingConfig = TrackingConfig()
     run_name: str | None = None
 
+    @property
+    def views(self) -> tuple[str, ...]:
+        """The views the heads read (``features`` spelled out)."""
+        return {"embedding": ("embedding",), "lexical": ("lexical",), "hybrid": ("embedding", "lexical")}[self.features]
+
     @model_validator(mode="before")
     @classmethod
     def _checkout_cache(cls, data):

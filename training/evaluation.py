@@ -25,6 +25,7 @@ from newsclf.embedding import Embedder  # noqa: E402
 from newsclf.predictor import Prediction  # noqa: E402
 from newsclf.taxonomy import taxonomy  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
+from training.corpus_features import CorpusFeatures  # noqa: E402
 from training.fitting import fit_predictor  # noqa: E402
 from training.records import Article  # noqa: E402
 
@@ -47,10 +48,13 @@ def grouped_folds(articles: Sequence[Article], n_splits: int, seed: int) -> list
     return list(splitter.split(np.zeros(len(articles)), y, groups))
 
 
-def cross_validate(articles: list[Article], embedder: Embedder, config: TrainConfig) -> Evaluation:
+def cross_validate(articles: list[Article], embedder: Embedder, config: TrainConfig, *,
+                   corpus: CorpusFeatures | None = None) -> Evaluation:
+    """Out-of-fold predictions for every article. ``corpus``: fold-invariant features of (at least) ``articles``."""
+    corpus = corpus or CorpusFeatures(articles, embedder, config)
     predictions: list[Prediction | None] = [None] * len(articles)
     for train, test in grouped_folds(articles, config.cv.folds, config.cv.seed):
-        predictor = fit_predictor([articles[i] for i in train], embedder, config)
+        predictor = fit_predictor([articles[i] for i in train], embedder, config, corpus=corpus)
         for i, prediction in zip(test, predictor.predict([articles[i] for i in test]), strict=True):
             predictions[i] = prediction
     evaluation = Evaluation("cv", articles, predictions)  # type: ignore[arg-type]
@@ -59,8 +63,8 @@ def cross_validate(articles: list[Article], embedder: Embedder, config: TrainCon
 
 
 def real_text_check(written: list[Article], seeds: list[Article], embedder: Embedder,
-                    config: TrainConfig) -> Evaluation:
-    predictor = fit_predictor(written, embedder, config)
+                    config: TrainConfig, *, corpus: CorpusFeatures | None = None) -> Evaluation:
+    predictor = fit_predictor(written, embedder, config, corpus=corpus)
     evaluation = Evaluation("seed", seeds, predictor.predict(seeds))
     evaluation.metrics = score(seeds, evaluation.predictions)
     return evaluation

@@ -15,21 +15,12 @@ from sklearn.model_selection import GroupKFold
 from newsclf.embedding import Embedder
 from newsclf.gazetteer import rank_partners
 from newsclf.heads import Features, RegionHead, SentenceTopics, TopicsHead, ViewBlend
-from newsclf.lexical import lexical_vectorizer
-from newsclf.predictor import (
-    NO_PARTNERS,
-    ArticleSentences,
-    Heads,
-    Predictor,
-    gazetteer_priors,
-    prepare_documents,
-    read_sentences,
-)
+from newsclf.predictor import NO_PARTNERS, ArticleSentences, Heads, Predictor, gazetteer_priors
 from newsclf.taxonomy import taxonomy
 from training.config import TrainConfig
+from training.corpus_features import CorpusFeatures
 from training.records import Article
 
-VIEWS = {"embedding": ("embedding",), "lexical": ("lexical",), "hybrid": ("embedding", "lexical")}
 N_JOBS = max(1, min(2, os.cpu_count() or 1))  # threads for independent per-topic fits
 EVIDENCE_OVERLAP = 0.5  # a sentence states a topic when half of it (or of the evidence span) is evidence
 
@@ -47,16 +38,17 @@ def sentence_labels(article: Article, sentences: ArticleSentences, topics: Seque
 
 
 def fit_sentence_model(articles: Sequence[Article], sentences: Sequence[ArticleSentences],
-                       config: TrainConfig) -> tuple[SentenceTopics, np.ndarray]:
+                       config: TrainConfig, vectorized=None) -> tuple[SentenceTopics, np.ndarray]:
     """The sentence-level topic model on every sentence of ``articles``, and its out-of-fold best-sentence scores
     per article (inner folds keep a story's versions together; the vectorizer is fitted once on all the
-    sentences, an unsupervised step whose leak into the inner folds only touches the choice of weights)."""
+    sentences, an unsupervised step whose leak into the inner folds only touches the choice of weights).
+    ``vectorized``: that vectorizer and matrix already computed (``CorpusFeatures``)."""
     topics = taxonomy().topics
     texts = [t for s in sentences for t in s.texts]
     Y = np.vstack([sentence_labels(a, s, topics) for a, s in zip(articles, sentences, strict=True)]
                   or [np.zeros((0, len(topics)), dtype=int)])
     owner = np.repeat(np.arange(len(articles)), [len(s.texts) for s in sentences])
-    vectorizer, X = SentenceTopics.vectorize(texts)
+    vectorizer, X = vectorized if vectorized is not None else SentenceTopics.vectorize(texts)
     groups = [a.group for a in articles]
     oof = np.zeros((len(articles), len(topics)))
 
@@ -73,14 +65,18 @@ def fit_sentence_model(articles: Sequence[Article], sentences: Sequence[ArticleS
 
 
 def fit_heads(F: Features, articles: Sequence[Article], documents: Sequence[str], config: TrainConfig,
-              sentences: Sequence[ArticleSentences] | None = None) -> Heads:
+              sentences: Sequence[ArticleSentences] | None = None, *,
+              ranked: Sequence[list[tuple[str, float]]] | None = None, sentence_vectorized=None) -> Heads:
     """Fit every head on features ``F`` of ``articles`` (whose prepared texts are ``documents``); with
-    ``sentences``, also the sentence-level topic model from the articles' evidence."""
+    ``sentences``, also the sentence-level topic model from the articles' evidence. ``ranked`` (each document's
+    ``rank_partners(document, min_share=0.0)``) and ``sentence_vectorized`` (see ``fit_sentence_model``): when
+    already computed."""
     tax = taxonomy()
-    views = VIEWS[config.features]
+    views = config.views
     cv, calibrate = config.cv, config.calibrate
     Y = np.array([[t in a.topics for t in tax.topics] for a in articles], dtype=int)
-    ranked = [rank_partners(d, min_share=0.0) for d in documents]
+    if ranked is None:
+        ranked = [rank_partners(d, min_share=0.0) for d in documents]
     foreign = [i for i, a in enumerate(articles) if a.sector != "none"]
     share, share_scores = choose_min_share(
         [ranked[i] for i in foreign], [articles[i].partners for i in foreign], config.partners.min_share_grid
@@ -96,7 +92,7 @@ def fit_heads(F: Features, articles: Sequence[Article], documents: Sequence[str]
                         cv.inner_folds, cv.seed).fit(F, [a.region for a in articles], priors)
     sentence_model = s_oof = None
     if sentences is not None and t_cfg.sentence_model:
-        sentence_model, s_oof = fit_sentence_model(articles, sentences, config)
+        sentence_model, s_oof = fit_sentence_model(articles, sentences, config, sentence_vectorized)
     topics = TopicsHead(views, t_cfg.C, t_cfg.C_lexical, t_cfg.class_weight, t_cfg.threshold_grid,
                         calibrate=calibrate, inner_folds=cv.inner_folds, seed=cv.seed, n_jobs=N_JOBS
                         ).fit(F, Y, s_oof)
@@ -116,15 +112,22 @@ def fit_heads(F: Features, articles: Sequence[Article], documents: Sequence[str]
     )
 
 
-def fit_predictor(articles: Sequence[Article], embedder: Embedder, config: TrainConfig) -> Predictor:
-    """Fit the lexical view (on these articles only), embed (from the cache), and fit the heads on ``articles``."""
-    documents = prepare_documents(articles, clean=config.clean)
-    views = VIEWS[config.features]
-    lexical = lexical_vectorizer() if "lexical" in views else None
-    F = Features(embedding=embedder.encode(documents) if "embedding" in views else None,
-                 lexical=lexical.fit_transform(documents) if lexical is not None else None)
-    sentences = read_sentences(articles) if config.topics.sentence_model else None
-    heads = fit_heads(F, articles, documents, config, sentences)
+def fit_predictor(articles: Sequence[Article], embedder: Embedder, config: TrainConfig, *,
+                  corpus: CorpusFeatures | None = None) -> Predictor:
+    """Fit the lexical view and the heads on ``articles`` (nothing learnt from any other article).
+
+    ``corpus``: the fold-invariant features of a set of articles that includes these (computed once for all the
+    fits of a training); by default they are computed here for ``articles``."""
+    corpus = corpus or CorpusFeatures(articles, embedder, config)
+    rows = corpus.rows(articles)
+    lexical, X = corpus.lexical.fit(rows) if corpus.lexical is not None else (None, None)
+    F = Features(embedding=None if corpus.embeddings is None else corpus.embeddings[rows], lexical=X)
+    sentences = vectorized = None
+    if corpus.sentences is not None:
+        sentences = [corpus.sentences[r] for r in rows]
+        vectorized = corpus.sentence_counts.fit(corpus.sentence_rows(rows))
+    heads = fit_heads(F, articles, [corpus.documents[r] for r in rows], config, sentences,
+                      ranked=[corpus.ranked[r] for r in rows], sentence_vectorized=vectorized)
     heads.lexical = lexical
     return Predictor(embedder, heads, clean=config.clean)
 

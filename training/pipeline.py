@@ -14,6 +14,7 @@ from newsclf.embedding import Embedder
 from newsclf.predictor import Predictor, prepare_documents
 from training.config import TrainConfig
 from training.corpus import load_corpus
+from training.corpus_features import CorpusFeatures
 from training.evaluation import Evaluation, cross_validate, real_text_check
 from training.fitting import fit_predictor
 from training.records import Article, corpus_files, dataset_hash
@@ -77,9 +78,12 @@ def embed_corpus(embedder: Embedder, data: TrainingData, config: TrainConfig) ->
     return timings
 
 
-def evaluate(data: TrainingData, embedder: Embedder, config: TrainConfig) -> tuple[Evaluation, Evaluation]:
+def evaluate(data: TrainingData, embedder: Embedder, config: TrainConfig, *,
+             corpus: CorpusFeatures | None = None) -> tuple[Evaluation, Evaluation]:
     """Grouped cross-validation on the written corpus, then the real-text check: never scored on training data."""
-    return cross_validate(data.written, embedder, config), real_text_check(data.written, data.seeds, embedder, config)
+    corpus = corpus or CorpusFeatures(data.articles, embedder, config)
+    return (cross_validate(data.written, embedder, config, corpus=corpus),
+            real_text_check(data.written, data.seeds, embedder, config, corpus=corpus))
 
 
 def train(config: TrainConfig, *, embedder: Embedder | None = None) -> TrainingResult:
@@ -88,9 +92,13 @@ def train(config: TrainConfig, *, embedder: Embedder | None = None) -> TrainingR
     embedder = embedder or Embedder(config.embedder)
     timings = embed_corpus(embedder, data, config)
     t0 = time.perf_counter()
-    cv, seed = evaluate(data, embedder, config)
+    # Read once, shared by the seven fits below; what each fit learns still comes from its own articles.
+    corpus = CorpusFeatures(data.articles, embedder, config)
+    timings["features_seconds"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    cv, seed = evaluate(data, embedder, config, corpus=corpus)
     timings["evaluation_seconds"] = time.perf_counter() - t0
     # The model we ship learns from every labelled article; its scores are the ones measured above.
-    final = fit_predictor(data.articles, embedder, config)
+    final = fit_predictor(data.articles, embedder, config, corpus=corpus)
     timings["total_seconds"] = time.perf_counter() - started
     return TrainingResult(data, final, cv, seed, timings)

@@ -1,0 +1,52 @@
+"""Features shared by the fits of one training: a fold's TF-IDF from the corpus counts equals fitting on its texts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+
+from newsclf.heads import SentenceTopics
+from newsclf.lexical import lexical_vectorizer
+from training.corpus_features import NgramCounts
+
+TEXTS = [
+    "Le Vietnam et la France renforcent leur coopération dans la lutte contre le terrorisme.",
+    "Les deux ministères de la Sécurité publique ont signé un accord sur la cybercriminalité.",
+    "Vietnam and Japan agreed to step up cooperation against drug trafficking and cybercrime.",
+    "Hai bên nhất trí tăng cường hợp tác phòng, chống tội phạm ma túy và mua bán người.",
+    "La police vietnamienne et la police cambodgienne échangent des informations sur la drogue.",
+    "The defence ministers discussed maritime security, peacekeeping and training of officers.",
+    "Bộ Công an Việt Nam và Bộ Nội vụ Lào ký kết biên bản ghi nhớ về an ninh mạng.",
+    "Hanoi et Vientiane coopèrent contre la traite des êtres humains le long de la frontière.",
+    "Both sides welcomed the growth of trade and investment between Vietnam and the EU.",
+    "Le Vietnam et l'Inde ont tenu leur dialogue sur la sécurité; terrorisme et cybercriminalité.",
+    "Vietnam cảm ơn Nhật Bản đã hỗ trợ đào tạo cán bộ cảnh sát về điều tra tội phạm công nghệ cao.",
+    "The two countries will share intelligence on transnational crime, including money laundering.",
+] * 2 + ["un texte seul", "a lonely text", "một câu riêng lẻ"]
+
+
+@pytest.mark.parametrize("template", [lexical_vectorizer(), lexical_vectorizer(max_char_features=300),
+                                      SentenceTopics.vectorizer()], ids=["articles", "few-char-features", "sentences"])
+@pytest.mark.parametrize("rows", [np.arange(0, 27, 2), np.array([25, 3, 14, 0, 7, 19, 26, 11, 8])],
+                         ids=["every-other", "shuffled"])
+def test_a_fold_fitted_from_corpus_counts_is_the_fold_fitted_on_its_texts(template, rows):
+    counts = NgramCounts(template, TEXTS)
+    fitted, X = counts.fit(rows)
+    reference = clone(template)
+    X_ref = reference.fit_transform([TEXTS[r] for r in rows])
+    for (name, ours), (_, theirs) in zip(fitted.transformer_list, reference.transformer_list, strict=True):
+        assert ours.vocabulary_ == theirs.vocabulary_, name  # max_features ties broken the same way
+        np.testing.assert_array_equal(ours.idf_, theirs.idf_)
+    np.testing.assert_allclose(X.toarray(), X_ref.toarray(), atol=1e-12)
+    unseen = ["La coopération contre la cybercriminalité progresse.", "Hợp tác an ninh mạng", "no n-gram known ÷"]
+    np.testing.assert_allclose(fitted.transform(unseen).toarray(), reference.transform(unseen).toarray(), atol=1e-12)
+
+
+def test_the_template_is_left_unfitted_and_folds_do_not_share_state():
+    template = lexical_vectorizer()
+    counts = NgramCounts(template, TEXTS)
+    first, _ = counts.fit(np.arange(10))
+    second, _ = counts.fit(np.arange(10, 27))
+    assert not hasattr(template.transformer_list[0][1], "vocabulary_")
+    assert first.transformer_list[0][1].vocabulary_ != second.transformer_list[0][1].vocabulary_
