@@ -45,8 +45,11 @@ def linear_classifier(C: float = 4.0, class_weight: str | None = "balanced") -> 
 
 def sparse_classifier(C: float, class_weight: str | None, n_classes: int):
     """Logistic regression for the sparse lexical view: liblinear's dual solver (tens of thousands of n-grams,
-    hundreds of articles: 3-20x faster than lbfgs here), one-vs-rest when there are more than two classes."""
-    model = LogisticRegression(C=C, class_weight=class_weight, solver="liblinear", dual=True, max_iter=MAX_ITER)
+    hundreds of articles: 3-20x faster than lbfgs here), one-vs-rest when there are more than two classes.
+    liblinear visits the articles in a random order: a fixed seed makes a training reproducible to the bit (the
+    global random state differed from one run, and one worker process, to the next)."""
+    model = LogisticRegression(C=C, class_weight=class_weight, solver="liblinear", dual=True, max_iter=MAX_ITER,
+                               random_state=0)
     return model if n_classes <= 2 else OneVsRestClassifier(model)
 
 
@@ -209,7 +212,8 @@ class TopicsHead(BaseEstimator, ClassifierMixin):
             return ViewBlend(self.views, self.C_embedding, self.C_lexical, self.class_weight,
                              calibrate=self.calibrate, inner_folds=self.inner_folds, seed=self.seed).fit(F, Y[:, t])
 
-        # Topics are independent: two threads keep both cores busy (liblinear and BLAS release the GIL).
+        # Topics are independent and may be fitted in threads (liblinear and BLAS release the GIL), but then not
+        # reproducibly: liblinear's random generator is shared by the threads. Training fits with n_jobs=1.
         self.models_: list[ViewBlend | float] = Parallel(n_jobs=self.n_jobs, prefer="threads")(
             delayed(one)(t) for t in range(Y.shape[1]))
         for t, blend in enumerate(self.models_):

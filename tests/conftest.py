@@ -36,6 +36,12 @@ def embedder() -> Embedder:
 
 
 @pytest.fixture(scope="session")
+def corpus_articles() -> list[Article]:
+    """The bundled corpus, loaded (and validated) once."""
+    return load_corpus()
+
+
+@pytest.fixture(scope="session")
 def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
     return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
 
@@ -102,13 +108,14 @@ def covering_sample(articles: list[Article], n: int, per_label: int = 3) -> list
 
 
 @pytest.fixture(scope="session")
-def small_model_dir(embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def small_model_dir(embedder: Embedder, corpus_articles: list[Article],
+                    tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real model, small and quick: the default pipeline (both views, the sentence model) fitted on 60 articles.
 
     Tests of the service's code use it, so they need no full training; the full model's behaviour is tested
     apart (test_model_behaviour.py) and served once (test_api.py, the registered champion).
     """
     config = load_config(overrides={"cv": {"inner_folds": 2}})
-    articles = covering_sample(load_corpus(), SMALL_MODEL_ARTICLES)
+    articles = covering_sample(corpus_articles, SMALL_MODEL_ARTICLES)
     return save_model(fit_predictor(articles, embedder, config), tmp_path_factory.mktemp("small-model"),
                       dataset_hash="small-test-model", counts={"n_articles": len(articles)})

@@ -12,7 +12,6 @@ from newsclf.model_format import ModelIntegrityError, load_model
 from newsclf.predictor import LabelScores, Prediction
 from training.calibration import TARGET, calibration_lines
 from training.config import load_config
-from training.corpus import load_corpus
 from training.evaluation import Evaluation
 from training.fidelity import cosine_by_language, judge, run_gate
 
@@ -56,8 +55,8 @@ def test_length_sorted_encoding_restores_the_callers_order():
     assert model.batches == [["a b c d e f", "a b c d"], ["a b c", "a b"], ["a"]]  # similar lengths together
 
 
-def test_judge_fails_a_backend_that_changes_labels_or_vectors():
-    gold = load_corpus()[:2]
+def test_judge_fails_a_backend_that_changes_labels_or_vectors(corpus_articles):
+    gold = corpus_articles[:2]
 
     def evaluation(sectors: list[str], metric: float) -> Evaluation:
         def prediction(sector: str) -> Prediction:
@@ -85,9 +84,9 @@ def test_cosine_is_reported_per_language():
     assert report["vi"][1] == pytest.approx(-1.0)
 
 
-def test_calibration_documents_match_the_corpus():
+def test_calibration_documents_match_the_corpus(corpus_articles):
     """Stale calibration data would quantise on text the model no longer reads: regenerate it."""
-    assert TARGET.read_text(encoding="utf-8") == calibration_lines(load_corpus()), \
+    assert TARGET.read_text(encoding="utf-8") == calibration_lines(corpus_articles), \
         "newsclf/data/calibration.jsonl is stale: run `python -m training.calibration`"
 
 
@@ -123,10 +122,10 @@ def test_a_model_refuses_an_embedder_of_another_backend(small_model_dir, embedde
 
 
 @pytest.mark.slow
-def test_the_default_backend_passes_the_gate_on_a_sample(embedder: Embedder):
+def test_the_default_backend_passes_the_gate_on_a_sample(embedder: Embedder, corpus_articles):
     """The gate on a sample: cosines per language, and labels with 2-fold CV on articles covering every label."""
     config = load_config(overrides={"cv": {"folds": 2, "inner_folds": 2}})
-    sample = covering_sample(load_corpus(), 120, per_label=8)
+    sample = covering_sample(corpus_articles, 120, per_label=8)
     [result] = run_gate(config, [embedder.config.backend], articles=sample, written=sample, progress=print)
     assert result.cosine.keys() == {"en", "fr", "vi"}
     assert sum(n for _m, _lo, n in result.cosine.values()) == len(sample)

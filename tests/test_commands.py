@@ -19,7 +19,6 @@ from newsclf_cli import COMMANDS
 from newsclf_cli import main as newsclf
 from training import baselines, promote, sweep
 from training.config import load_config
-from training.corpus import load_corpus
 from training.paths import DATASETS
 from training.pipeline import load_training_data
 from training.tracking import set_alias
@@ -99,12 +98,12 @@ def test_classify_says_what_is_wrong_with_its_arguments(tmp_path, capsys):
 
 # --- small data for the MLflow jobs ------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def small_datasets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def small_datasets(tmp_path_factory: pytest.TempPathFactory, corpus_articles) -> Path:
     """A copy of the datasets folder whose written part is 60 articles covering every label."""
     root = tmp_path_factory.mktemp("small") / "datasets"
     shutil.copytree(DATASETS, root, ignore=shutil.ignore_patterns("written"))
     (root / "written").mkdir()
-    chosen = {a.id for a in covering_sample(load_corpus(), 60)}
+    chosen = {a.id for a in covering_sample(corpus_articles, 60)}
     rows = [line for f in sorted((DATASETS / "written").glob("*.jsonl"))
             for line in f.read_text(encoding="utf-8").splitlines() if line and json.loads(line)["id"] in chosen]
     (root / "written" / "small.jsonl").write_text("\n".join(rows) + "\n", encoding="utf-8")

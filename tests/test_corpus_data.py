@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from newsclf.taxonomy import taxonomy
-from training.corpus import load_corpus
 from training.evaluation import grouped_folds
 from training.paths import DATASETS, RAW_SEEDS
 from training.validate_corpus import main as validate_main
@@ -27,8 +26,8 @@ SEED_SHA256 = {
 
 
 @pytest.fixture(scope="module")
-def articles():
-    return load_corpus()
+def articles(corpus_articles):
+    return corpus_articles
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +177,7 @@ def test_evidence_and_real_people_rules_are_enforced(tmp_path: Path, capsys):
     assert f"[{records[0]['id']}] text: names {real!r}, a real person" in err
 
 
-def test_agreement_table_of_the_card_is_the_commands(capsys):
+def test_agreement_table_of_the_card_is_the_commands(capsys, articles):
     from training.agreement import agreement_table, format_table
 
     card = (DATASETS / "DATASET_CARD.md").read_text(encoding="utf-8")
@@ -186,7 +185,7 @@ def test_agreement_table_of_the_card_is_the_commands(capsys):
     end = card.index("<!-- agreement:end -->")
     assert card[start:end].strip() == format_table(agreement_table())
     sample = (DATASETS / "agreement" / "sample.jsonl").read_text().splitlines()
-    assert len(sample) >= 0.15 * len(load_corpus())  # at least 15% of the corpus was labelled twice
+    assert len(sample) >= 0.15 * len(articles)  # at least 15% of the corpus was labelled twice
 
 
 @pytest.mark.slow

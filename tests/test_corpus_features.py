@@ -8,7 +8,11 @@ from sklearn.base import clone
 
 from newsclf.heads import SentenceTopics
 from newsclf.lexical import lexical_vectorizer
-from training.corpus_features import NgramCounts
+from newsclf.predictor import Predictor, features
+from tests.conftest import SMALL_MODEL_ARTICLES, covering_sample
+from training.config import load_config
+from training.corpus_features import CorpusFeatures, NgramCounts
+from training.fit_pool import FitPool
 
 TEXTS = [
     "Le Vietnam et la France renforcent leur coopération dans la lutte contre le terrorisme.",
@@ -50,3 +54,20 @@ def test_the_template_is_left_unfitted_and_folds_do_not_share_state():
     second, _ = counts.fit(np.arange(10, 27))
     assert not hasattr(template.transformer_list[0][1], "vocabulary_")
     assert first.transformer_list[0][1].vocabulary_ != second.transformer_list[0][1].vocabulary_
+
+
+@pytest.mark.slow
+def test_the_fitted_heads_do_not_depend_on_the_number_of_worker_processes(corpus_articles, embedder):
+    config = load_config(overrides={"cv": {"inner_folds": 2}})
+    articles = covering_sample(corpus_articles, SMALL_MODEL_ARTICLES)
+    corpus = CorpusFeatures(articles, embedder, config)
+    training_sets = [articles[: len(articles) * 3 // 4], articles[len(articles) // 4:]]
+    with FitPool(corpus, config, workers=1) as one, FitPool(corpus, config, workers=2) as two:
+        by_one, by_two = one.fit(training_sets), two.fit(training_sets)
+    documents = corpus.documents
+    for a, b in zip(by_one, by_two, strict=True):
+        F = features(a, documents, embedder)
+        np.testing.assert_array_equal(a.sector.predict_proba(F), b.sector.predict_proba(F))
+        np.testing.assert_array_equal(a.topics.thresholds_, b.topics.thresholds_)
+        np.testing.assert_array_equal(a.topics.predict_proba(F), b.topics.predict_proba(F))
+        assert Predictor(embedder, a).predict(articles) == Predictor(embedder, b).predict(articles)

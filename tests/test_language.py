@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from newsclf.language import detect_language
-from training.corpus import load_corpus
 
 
 def test_short_examples():
@@ -13,7 +12,7 @@ def test_short_examples():
     assert detect_language("12345 !!!") is None
 
 
-def test_agrees_with_the_corpus_labels():
-    articles = load_corpus()
+def test_agrees_with_the_corpus_labels(corpus_articles):
+    articles = corpus_articles
     wrong = [a.id for a in articles if detect_language(a.title + "\n" + a.text) != a.lang]
     assert len(wrong) <= 0.01 * len(articles), wrong

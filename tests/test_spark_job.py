@@ -24,7 +24,6 @@ from newsclf.spark_job import OUTPUT_COLUMNS, UNREADABLE, JobError, check_java, 
 from serving.app import create_app
 from serving.service import Service, load
 from serving.settings import ServiceSettings
-from training.corpus import load_corpus
 from training.paths import CACHE, ROOT
 
 pytestmark = pytest.mark.slow
@@ -40,16 +39,15 @@ NO_ID_ROW = {"id": "  ", "text": "Hanoi (VNA) – A text with a blank id."}
 BROKEN_LINE = '{"id": "bad-json", "text": "an unterminated string}'
 
 
-def _sample() -> list[dict]:
+def _sample(articles) -> list[dict]:
     """``N_ARTICLES`` corpus articles spread over its files (all three languages, written and seed items)."""
-    articles = load_corpus()
     step = len(articles) // N_ARTICLES
     return [{"id": a.id, "title": a.title, "text": a.text} for a in articles[::step][:N_ARTICLES]]
 
 
 @pytest.fixture(scope="module")
-def articles() -> list[dict]:
-    return _sample()
+def articles(corpus_articles) -> list[dict]:
+    return _sample(corpus_articles)
 
 
 @pytest.fixture(scope="module")

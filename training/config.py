@@ -63,6 +63,11 @@ class TrackingConfig(_Strict):
         return self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
+def default_workers() -> int:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores, 8))
+
+
 class TrainConfig(_Strict):
     datasets: Path = DATASETS
     models_dir: Path = MODELS
@@ -79,6 +84,10 @@ class TrainConfig(_Strict):
     cv: CrossValidationConfig = CrossValidationConfig()
     tracking: TrackingConfig = TrackingConfig()
     run_name: str | None = None
+    # Worker processes for the fits of a training (cross-validation folds, real-text check, shipped model), which
+    # are independent; 1 fits them one after another in this process. The results do not depend on it.
+    # Default: the cores this process may use, at most 8.
+    workers: int = Field(default_factory=default_workers, ge=1, le=64)
 
     @property
     def views(self) -> tuple[str, ...]:

@@ -99,6 +99,7 @@ class CorpusFeatures:
     """Everything per article that a fit reads and that no fit learns, for the articles of one training."""
 
     def __init__(self, articles: Sequence[Article], embedder: Embedder, config: TrainConfig) -> None:
+        self.articles = list(articles)
         self.row = {a.id: i for i, a in enumerate(articles)}
         if len(self.row) != len(articles):
             raise ValueError("article ids must be unique to share features between fits")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,11 +23,11 @@ from sklearn.metrics import (  # noqa: E402
 from sklearn.model_selection import StratifiedGroupKFold  # noqa: E402
 
 from newsclf.embedding import Embedder  # noqa: E402
-from newsclf.predictor import Prediction  # noqa: E402
+from newsclf.predictor import Prediction, Predictor  # noqa: E402
 from newsclf.taxonomy import taxonomy  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
 from training.corpus_features import CorpusFeatures  # noqa: E402
-from training.fitting import fit_predictor  # noqa: E402
+from training.fit_pool import FitPool  # noqa: E402
 from training.records import Article  # noqa: E402
 
 
@@ -49,22 +50,26 @@ def grouped_folds(articles: Sequence[Article], n_splits: int, seed: int) -> list
 
 
 def cross_validate(articles: list[Article], embedder: Embedder, config: TrainConfig, *,
-                   corpus: CorpusFeatures | None = None) -> Evaluation:
-    """Out-of-fold predictions for every article. ``corpus``: fold-invariant features of (at least) ``articles``."""
+                   corpus: CorpusFeatures | None = None, pool: FitPool | None = None) -> Evaluation:
+    """Out-of-fold predictions for every article. ``corpus``: fold-invariant features of (at least) ``articles``;
+    ``pool``: where the folds are fitted (by default a pool of ``config.workers`` opened for them)."""
     corpus = corpus or CorpusFeatures(articles, embedder, config)
+    folds = grouped_folds(articles, config.cv.folds, config.cv.seed)
     predictions: list[Prediction | None] = [None] * len(articles)
-    for train, test in grouped_folds(articles, config.cv.folds, config.cv.seed):
-        predictor = fit_predictor([articles[i] for i in train], embedder, config, corpus=corpus)
-        for i, prediction in zip(test, predictor.predict([articles[i] for i in test]), strict=True):
-            predictions[i] = prediction
+    with nullcontext(pool) if pool is not None else FitPool(corpus, config) as fits:
+        fitted = [fits.submit([articles[i] for i in train]) for train, _ in folds]
+        for (_, test), heads in zip(folds, fitted, strict=True):
+            # Predicted here as each fold's heads arrive, while the workers fit the next folds.
+            predictor = Predictor(embedder, heads.result(), clean=config.clean)
+            for i, prediction in zip(test, predictor.predict([articles[i] for i in test]), strict=True):
+                predictions[i] = prediction
     evaluation = Evaluation("cv", articles, predictions)  # type: ignore[arg-type]
     evaluation.metrics = score(articles, evaluation.predictions)
     return evaluation
 
 
-def real_text_check(written: list[Article], seeds: list[Article], embedder: Embedder,
-                    config: TrainConfig, *, corpus: CorpusFeatures | None = None) -> Evaluation:
-    predictor = fit_predictor(written, embedder, config, corpus=corpus)
+def real_text_check(predictor: Predictor, seeds: list[Article]) -> Evaluation:
+    """The seed-derived (real) items scored by ``predictor``, which must have learnt from the written corpus only."""
     evaluation = Evaluation("seed", seeds, predictor.predict(seeds))
     evaluation.metrics = score(seeds, evaluation.predictions)
     return evaluation

@@ -6,7 +6,6 @@ on the training articles only, by inner cross-validation, so that an outer fold 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -21,7 +20,6 @@ from training.config import TrainConfig
 from training.corpus_features import CorpusFeatures
 from training.records import Article
 
-N_JOBS = max(1, min(2, os.cpu_count() or 1))  # threads for independent per-topic fits
 EVIDENCE_OVERLAP = 0.5  # a sentence states a topic when half of it (or of the evidence span) is evidence
 
 
@@ -53,7 +51,7 @@ def fit_sentence_model(articles: Sequence[Article], sentences: Sequence[ArticleS
     oof = np.zeros((len(articles), len(topics)))
 
     def make() -> SentenceTopics:
-        return SentenceTopics(config.topics.sentence_C, config.topics.class_weight, n_jobs=N_JOBS)
+        return SentenceTopics(config.topics.sentence_C, config.topics.class_weight)
 
     for train, test in GroupKFold(n_splits=min(config.cv.inner_folds, len(set(groups)))).split(
             np.zeros(len(articles)), groups=groups):
@@ -70,7 +68,11 @@ def fit_heads(F: Features, articles: Sequence[Article], documents: Sequence[str]
     """Fit every head on features ``F`` of ``articles`` (whose prepared texts are ``documents``); with
     ``sentences``, also the sentence-level topic model from the articles' evidence. ``ranked`` (each document's
     ``rank_partners(document, min_share=0.0)``) and ``sentence_vectorized`` (see ``fit_sentence_model``): when
-    already computed."""
+    already computed.
+
+    Single-threaded on purpose: liblinear draws from one random generator shared by the threads of a process, so
+    threaded per-topic fits came out different from one run to the next; parallelism is across fits, in worker
+    processes (``training.fit_pool``)."""
     tax = taxonomy()
     views = config.views
     cv, calibrate = config.cv, config.calibrate
@@ -94,7 +96,7 @@ def fit_heads(F: Features, articles: Sequence[Article], documents: Sequence[str]
     if sentences is not None and t_cfg.sentence_model:
         sentence_model, s_oof = fit_sentence_model(articles, sentences, config, sentence_vectorized)
     topics = TopicsHead(views, t_cfg.C, t_cfg.C_lexical, t_cfg.class_weight, t_cfg.threshold_grid,
-                        calibrate=calibrate, inner_folds=cv.inner_folds, seed=cv.seed, n_jobs=N_JOBS
+                        calibrate=calibrate, inner_folds=cv.inner_folds, seed=cv.seed
                         ).fit(F, Y, s_oof)
     sector = ViewBlend(views, s_cfg.C, s_cfg.C_lexical, s_cfg.class_weight, calibrate=calibrate,
                        inner_folds=cv.inner_folds, seed=cv.seed).fit(F, [a.sector for a in articles])
@@ -114,11 +116,15 @@ def fit_heads(F: Features, articles: Sequence[Article], documents: Sequence[str]
 
 def fit_predictor(articles: Sequence[Article], embedder: Embedder, config: TrainConfig, *,
                   corpus: CorpusFeatures | None = None) -> Predictor:
-    """Fit the lexical view and the heads on ``articles`` (nothing learnt from any other article).
-
-    ``corpus``: the fold-invariant features of a set of articles that includes these (computed once for all the
-    fits of a training); by default they are computed here for ``articles``."""
+    """The predictor learnt from ``articles``. ``corpus``: the fold-invariant features of a set of articles that
+    includes these (computed once for all the fits of a training); by default computed here for ``articles``."""
     corpus = corpus or CorpusFeatures(articles, embedder, config)
+    return Predictor(embedder, fit_model(articles, corpus, config), clean=config.clean)
+
+
+def fit_model(articles: Sequence[Article], corpus: CorpusFeatures, config: TrainConfig) -> Heads:
+    """Everything a predictor learns (the lexical view's vocabulary and weights, every head), learnt from
+    ``articles`` only, read from their rows of ``corpus``. Needs no embedder: it runs in worker processes too."""
     rows = corpus.rows(articles)
     lexical, X = corpus.lexical.fit(rows) if corpus.lexical is not None else (None, None)
     F = Features(embedding=None if corpus.embeddings is None else corpus.embeddings[rows], lexical=X)
@@ -129,7 +135,7 @@ def fit_predictor(articles: Sequence[Article], embedder: Embedder, config: Train
     heads = fit_heads(F, articles, [corpus.documents[r] for r in rows], config, sentences,
                       ranked=[corpus.ranked[r] for r in rows], sentence_vectorized=vectorized)
     heads.lexical = lexical
-    return Predictor(embedder, heads, clean=config.clean)
+    return heads
 
 
 def choose_min_share(documents_ranked: Sequence[Sequence[tuple[str, float]]],

@@ -16,7 +16,7 @@ from training.config import TrainConfig
 from training.corpus import load_corpus
 from training.corpus_features import CorpusFeatures
 from training.evaluation import Evaluation, cross_validate, real_text_check
-from training.fitting import fit_predictor
+from training.fit_pool import FitPool
 from training.records import Article, corpus_files, dataset_hash
 from training.validate_corpus import CorpusInvalid, Problem
 
@@ -78,12 +78,17 @@ def embed_corpus(embedder: Embedder, data: TrainingData, config: TrainConfig) ->
     return timings
 
 
-def evaluate(data: TrainingData, embedder: Embedder, config: TrainConfig, *,
-             corpus: CorpusFeatures | None = None) -> tuple[Evaluation, Evaluation]:
-    """Grouped cross-validation on the written corpus, then the real-text check: never scored on training data."""
+def evaluate_and_fit(data: TrainingData, embedder: Embedder, config: TrainConfig, *,
+                     corpus: CorpusFeatures | None = None) -> tuple[Evaluation, Evaluation, Predictor]:
+    """Grouped cross-validation on the written corpus and the real-text check (never scored on training data),
+    then the model that ships, fitted on every labelled article: its scores are the ones measured here."""
     corpus = corpus or CorpusFeatures(data.articles, embedder, config)
-    return (cross_validate(data.written, embedder, config, corpus=corpus),
-            real_text_check(data.written, data.seeds, embedder, config, corpus=corpus))
+    with FitPool(corpus, config) as pool:
+        # The two largest fits first, then the folds: the workers stay busy while this process predicts.
+        written_only, final = pool.submit(data.written), pool.submit(data.articles)
+        cv = cross_validate(data.written, embedder, config, corpus=corpus, pool=pool)
+        seed = real_text_check(Predictor(embedder, written_only.result(), clean=config.clean), data.seeds)
+        return cv, seed, Predictor(embedder, final.result(), clean=config.clean)
 
 
 def train(config: TrainConfig, *, embedder: Embedder | None = None) -> TrainingResult:
@@ -92,13 +97,12 @@ def train(config: TrainConfig, *, embedder: Embedder | None = None) -> TrainingR
     embedder = embedder or Embedder(config.embedder)
     timings = embed_corpus(embedder, data, config)
     t0 = time.perf_counter()
-    # Read once, shared by the seven fits below; what each fit learns still comes from its own articles.
+    # Read once, shared by the seven fits; what each fit learns still comes from its own articles.
     corpus = CorpusFeatures(data.articles, embedder, config)
     timings["features_seconds"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    cv, seed = evaluate(data, embedder, config, corpus=corpus)
-    timings["evaluation_seconds"] = time.perf_counter() - t0
-    # The model we ship learns from every labelled article; its scores are the ones measured above.
-    final = fit_predictor(data.articles, embedder, config, corpus=corpus)
+    cv, seed, final = evaluate_and_fit(data, embedder, config, corpus=corpus)
+    timings["fitting_seconds"] = time.perf_counter() - t0
+    timings["fit_workers"] = float(config.workers)
     timings["total_seconds"] = time.perf_counter() - started
     return TrainingResult(data, final, cv, seed, timings)

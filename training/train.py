@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from newsclf.backends import BACKENDS
@@ -61,6 +62,8 @@ def _parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--no-calibrate", action="store_true", help="no temperature scaling of the heads")
     parser.add_argument("--C", type=float, help="inverse regularisation strength of every head")
     parser.add_argument("--folds", type=int)
+    parser.add_argument("--workers", type=int,
+                        help="worker processes for the fits (default: the cores this process may use, at most 8)")
     parser.add_argument("--experiment")
     parser.add_argument("--run-name")
     parser.add_argument("--models-dir", type=Path)
@@ -101,6 +104,8 @@ def _overrides(args: argparse.Namespace) -> dict:
         o.setdefault("tracking", {})["enabled"] = False
     if args.run_name:
         o["run_name"] = args.run_name
+    if args.workers is not None:
+        o["workers"] = args.workers
     if args.models_dir:
         o["models_dir"] = str(args.models_dir)
     if args.datasets:
@@ -123,6 +128,10 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     except (ConfigError, CorpusInvalid, EmbedderUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenProcessPool:
+        print(f"error: a fitting worker process died (out of memory?); nothing was recorded. Retry with fewer "
+              f"workers: --workers {max(1, config.workers // 2)}", file=sys.stderr)
+        return 1
     print()
     print("Scores (cv: grouped 5-fold cross-validation on the written corpus;")
     print("        seed: trained on the written corpus, scored on the real seed-derived items)")
@@ -132,7 +141,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     print(f"embedding: {t.get('embedded_new', 0):.0f} new, {t.get('embedding_cache_hits', 0):.0f} from cache, "
           f"{t['embed_seconds']:.1f} s" + (f" ({t['embedding_articles_per_second']:.2f} articles/s)"
                                              if "embedding_articles_per_second" in t else ""))
-    print(f"total time: {t['total_seconds']:.1f} s")
+    print(f"fitting: {t['fitting_seconds']:.1f} s (7 fits in {t['fit_workers']:.0f} worker process(es)); "
+          f"total time: {t['total_seconds']:.1f} s")
     print(f"model: {recorded.model_dir}")
     if recorded.run_id:
         uri, experiment = config.tracking.resolved_uri(), config.tracking.experiment
