@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from transformers import AutoTokenizer
 
-from newsclf.backends import FastTokenizer, encode_length_sorted, length_sorted_batches
+from newsclf.backends import PAD_MULTIPLE, FastTokenizer, encode_length_sorted, length_sorted_batches
 from newsclf.embedding import Embedder, bundled_e5_dir
 from newsclf.model_format import ModelIntegrityError, load_model
 from newsclf.predictor import LabelScores, Prediction
@@ -103,6 +103,16 @@ def test_openvino_tokenizer_gives_the_ids_sentence_transformers_uses(embedder: E
     assert ids.shape[1] == 512
     np.testing.assert_array_equal(ids, expected["input_ids"])
     np.testing.assert_array_equal(mask, expected["attention_mask"])
+    # Short texts: padded to a multiple of PAD_MULTIPLE (few shapes for OpenVINO), the padding masked out.
+    short = reference(texts[1:], padding=True, return_tensors="np")
+    width = short["input_ids"].shape[1]
+    ids, mask = ours.batch(texts[1:])
+    assert width < PAD_MULTIPLE == ids.shape[1]
+    np.testing.assert_array_equal(ids[:, :width], short["input_ids"])
+    assert (ids[:, width:] == ours.pad_id).all() and not mask[:, width:].any()
+    ids, mask = ours.batch(texts[1:], pad_multiple=1)
+    np.testing.assert_array_equal(ids, short["input_ids"])
+    np.testing.assert_array_equal(mask, short["attention_mask"])
 
 
 @pytest.mark.slow
