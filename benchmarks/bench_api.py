@@ -25,10 +25,12 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from newsclf.embedding import BUNDLED_EMBEDDER, bundled_e5_dir  # noqa: E402
-from newsclf.model_format import newest_model, read_manifest  # noqa: E402
-from training.paths import CACHE, DATASETS, MODELS  # noqa: E402
+from servers import empty_cache  # noqa: E402
+
+from newsclf.model_format import newest_model  # noqa: E402
+from training.paths import DATASETS, MODELS  # noqa: E402
 
 
 def _free_port() -> int:
@@ -44,14 +46,6 @@ def _articles() -> list[dict]:
     # Interleave the files (regions, languages) so every slice looks like the whole corpus.
     rows.sort(key=lambda r: (int(r["id"].rsplit("-", 1)[-1]), r["id"]))
     return [{"text": r["text"], "title": r.get("title")} for r in rows]
-
-
-def _empty_cache(folder: Path, model_dir: Path) -> None:
-    """An embedding cache with nothing in it, sharing the already built bundled embedder (no 30 s rebuild)."""
-    if read_manifest(model_dir).embedder.config.model == BUNDLED_EMBEDDER and bundled_e5_dir(CACHE).is_dir():
-        target = bundled_e5_dir(folder)
-        target.parent.mkdir(parents=True)
-        target.symlink_to(bundled_e5_dir(CACHE), target_is_directory=True)
 
 
 class _Contention:
@@ -151,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
 
     port = _free_port()
     with tempfile.TemporaryDirectory(prefix="bench-cache-") as cache:
-        _empty_cache(Path(cache), model_dir)
+        empty_cache(Path(cache), model_dir)
         env = os.environ | {"NEWSCLF_MODEL": str(model_dir), "NEWSCLF_EMBEDDING_CACHE_DIR": cache,
                             "NEWSCLF_LOG_LEVEL": "warning"}
         if args.torch_threads:
