@@ -1,12 +1,16 @@
 """The fits of one training in worker processes.
 
 A training fits its heads seven times (five cross-validation folds, the real-text check, the shipped model), each
-independently of the others. Two worker processes on two cores nearly halve that time, where two threads gained
-a sixth: the TF-IDF, gazetteer and Python-level parts of scikit-learn hold the GIL (``benchmarks/
-bench_cold_training.py``). Each worker receives the training's ``CorpusFeatures`` and configuration once, then
-fits from row numbers and sends back the fitted ``Heads``; the embedder stays in the calling process, which
-predicts with the usual ``Predictor``. The fitted heads are the same whatever the number of workers
+independently of the others. Worker processes on two cores nearly halve that time; threads did not (four fold fits,
+side by side while another job shared the machine: one after another 76 s, two threads 65 s, two processes 41 s:
+the TF-IDF, gazetteer and Python-level parts of scikit-learn hold the GIL), and threaded liblinear fits are not
+reproducible. Each worker receives the training's ``CorpusFeatures`` and configuration once, then fits from row
+numbers and sends back the fitted ``Heads``; the embedder stays in the calling process, which predicts with the
+usual ``Predictor``. The fitted heads are the same whatever the number of workers
 (``tests/test_corpus_features.py``).
+
+Workers are spawned, so a script that trains must guard its entry point (``if __name__ == "__main__":``), as
+``newsclf``, ``python -m training.train`` and the benchmarks do.
 """
 
 from __future__ import annotations
