@@ -71,3 +71,16 @@ def test_the_fitted_heads_do_not_depend_on_the_number_of_worker_processes(corpus
         np.testing.assert_array_equal(a.topics.thresholds_, b.topics.thresholds_)
         np.testing.assert_array_equal(a.topics.predict_proba(F), b.topics.predict_proba(F))
         assert Predictor(embedder, a).predict(articles) == Predictor(embedder, b).predict(articles)
+
+
+def test_vectors_the_training_already_has_are_not_embedded_again(corpus_articles):
+    class NoEmbedder:  # an unusable embedding cache would make a second encode embed the corpus again
+        def encode(self, documents):
+            raise AssertionError("the corpus was embedded twice")
+
+    articles = corpus_articles[:20]
+    vectors = np.ones((20, 384), dtype=np.float32)
+    corpus = CorpusFeatures(articles, NoEmbedder(), load_config(), embeddings=vectors)
+    assert corpus.embeddings is vectors
+    with pytest.raises(ValueError, match="19 vectors for 20 articles"):
+        CorpusFeatures(articles, NoEmbedder(), load_config(), embeddings=vectors[:19])

@@ -98,13 +98,19 @@ def _fit_part(part: _Part, counts: sp.csr_matrix) -> tuple[TfidfVectorizer, sp.c
 class CorpusFeatures:
     """Everything per article that a fit reads and that no fit learns, for the articles of one training."""
 
-    def __init__(self, articles: Sequence[Article], embedder: Embedder, config: TrainConfig) -> None:
+    def __init__(self, articles: Sequence[Article], embedder: Embedder, config: TrainConfig, *,
+                 embeddings: np.ndarray | None = None) -> None:
+        """``embeddings``: the articles' vectors when the caller has them (else ``embedder`` computes them)."""
         self.articles = list(articles)
         self.row = {a.id: i for i, a in enumerate(articles)}
         if len(self.row) != len(articles):
             raise ValueError("article ids must be unique to share features between fits")
         self.documents = prepare_documents(articles, clean=config.clean)
-        self.embeddings = embedder.encode(self.documents) if "embedding" in config.views else None
+        self.embeddings = None
+        if "embedding" in config.views:
+            self.embeddings = embedder.encode(self.documents) if embeddings is None else embeddings
+            if len(self.embeddings) != len(articles):
+                raise ValueError(f"{len(self.embeddings)} vectors for {len(articles)} articles")
         self.ranked = [rank_partners(d, min_share=0.0) for d in self.documents]
         self.lexical = NgramCounts(lexical_vectorizer(), self.documents) if "lexical" in config.views else None
         self.sentences: list[ArticleSentences] | None = None

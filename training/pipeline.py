@@ -10,6 +10,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from newsclf.embedding import Embedder
 from newsclf.predictor import Predictor, prepare_documents
 from training.config import TrainConfig
@@ -62,20 +64,20 @@ def load_training_data(config: TrainConfig) -> TrainingData:
     return TrainingData(articles, written, seeds, dataset_hash(corpus_files(config.datasets)), counts)
 
 
-def embed_corpus(embedder: Embedder, data: TrainingData, config: TrainConfig) -> dict[str, float]:
-    """Load the embedder and fill the cache for every article; returns the timings."""
+def embed_corpus(embedder: Embedder, data: TrainingData, config: TrainConfig) -> tuple[dict[str, float], np.ndarray]:
+    """Load the embedder and embed every article (through the cache); returns the timings and the vectors."""
     t0 = time.perf_counter()
     _ = embedder.model  # build (first time) and load the embedder before timing the embedding itself
     timings = {"embedder_load_seconds": time.perf_counter() - t0}
     t0 = time.perf_counter()
-    embedder.encode(prepare_documents(data.articles, clean=config.clean))
+    vectors = embedder.encode(prepare_documents(data.articles, clean=config.clean))
     hits, misses = embedder.last_cache_stats
     timings["embed_seconds"] = time.perf_counter() - t0
     timings["embedded_new"] = float(misses)
     timings["embedding_cache_hits"] = float(hits)
     if misses:
         timings["embedding_articles_per_second"] = misses / timings["embed_seconds"]
-    return timings
+    return timings, vectors
 
 
 def evaluate_and_fit(data: TrainingData, embedder: Embedder, config: TrainConfig, *,
@@ -95,10 +97,11 @@ def train(config: TrainConfig, *, embedder: Embedder | None = None) -> TrainingR
     started = time.perf_counter()
     data = load_training_data(config)
     embedder = embedder or Embedder(config.embedder)
-    timings = embed_corpus(embedder, data, config)
+    timings, vectors = embed_corpus(embedder, data, config)
     t0 = time.perf_counter()
-    # Read once, shared by the seven fits; what each fit learns still comes from its own articles.
-    corpus = CorpusFeatures(data.articles, embedder, config)
+    # Read once, shared by the seven fits; what each fit learns still comes from its own articles. The vectors
+    # are passed on, not read again from the cache (which may be unusable: then nothing is embedded twice).
+    corpus = CorpusFeatures(data.articles, embedder, config, embeddings=vectors)
     timings["features_seconds"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     cv, seed, final = evaluate_and_fit(data, embedder, config, corpus=corpus)
