@@ -11,7 +11,6 @@ A last pass repeats the single requests to show what the cache saves. Prints fig
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import statistics
@@ -27,25 +26,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from servers import empty_cache  # noqa: E402
+from servers import empty_cache, written_articles  # noqa: E402
 
 from newsclf.model_format import newest_model  # noqa: E402
-from training.paths import DATASETS, MODELS  # noqa: E402
+from training.paths import MODELS  # noqa: E402
 
 
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _articles() -> list[dict]:
-    rows = []
-    for path in sorted((DATASETS / "written").glob("*.jsonl")):
-        rows += [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    # Interleave the files (regions, languages) so every slice looks like the whole corpus.
-    rows.sort(key=lambda r: (int(r["id"].rsplit("-", 1)[-1]), r["id"]))
-    return [{"text": r["text"], "title": r.get("title")} for r in rows]
 
 
 class _Contention:
@@ -134,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     if model_dir is None:
         raise SystemExit("no trained model under models/: run `newsclf train` first")
 
-    articles = _articles()
+    articles = written_articles()
     needed = 1 + args.singles + args.rounds * (16 + 64)
     if needed > len(articles):
         raise SystemExit(f"only {len(articles)} articles: ask for fewer singles or rounds")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import sys
 import tempfile
@@ -25,24 +24,24 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from servers import ROOT, Contention, Server, empty_cache, model_dir, percentile, start, wait_ready  # noqa: E402
-
-DATASETS = ROOT / "datasets"
-
-
-def corpus() -> list[dict]:
-    rows = []
-    for path in sorted((DATASETS / "written").glob("*.jsonl")):
-        rows += [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    rows.sort(key=lambda r: (int(r["id"].rsplit("-", 1)[-1]), r["id"]))
-    return [{"text": r["text"], "title": r.get("title")} for r in rows]
+from servers import (  # noqa: E402
+    ROOT,
+    Contention,
+    Server,
+    empty_cache,
+    model_dir,
+    percentile,
+    start,
+    wait_ready,
+    written_articles,
+)
 
 
 class Unseen:
     """Articles of the corpus, each made new by a reference line (so no embedding is ever cached)."""
 
     def __init__(self, tag: str) -> None:
-        self.rows = corpus()
+        self.rows = written_articles()
         self.n = 0
         self.tag = tag
 

@@ -7,6 +7,7 @@ its own, so "before" and "after" are measured the same way, interleaved in one r
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -22,6 +23,16 @@ sys.path.insert(0, str(ROOT))
 from newsclf.embedding import BUNDLED_EMBEDDER, bundled_e5_dir  # noqa: E402
 from newsclf.model_format import newest_model, read_manifest  # noqa: E402
 from training.paths import CACHE, MODELS  # noqa: E402
+
+
+def written_articles() -> list[dict]:
+    """The written corpus as request bodies (text, title), files interleaved (regions, languages) so that every
+    slice looks like the whole corpus."""
+    rows = []
+    for path in sorted((ROOT / "datasets" / "written").glob("*.jsonl")):
+        rows += [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows.sort(key=lambda r: (int(r["id"].rsplit("-", 1)[-1]), r["id"]))
+    return [{"text": r["text"], "title": r.get("title")} for r in rows]
 
 
 def empty_cache(folder: Path, model_dir: Path) -> Path:
